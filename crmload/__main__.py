@@ -1,0 +1,3 @@
+from crmload.cli import main
+
+raise SystemExit(main())
