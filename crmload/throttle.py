@@ -1,0 +1,461 @@
+"""The two budgets: a call-rate limiter and an always-on new-connection guard.
+
+- ``CallLimiter`` holds calls per second under a ``RateLimit``: a fixed number, unlimited, or ``auto``
+  (start at the port budget, rise while calls succeed and latency holds, halve on busy answers, pause every
+  worker until a Retry-After has passed).
+- ``ConnectGuard`` holds new sockets per second under the host's ``PortBudget``, so even when keep-alive
+  breaks the client slows down instead of exhausting ephemeral ports.
+
+Both are built on ``TokenBucket``. Clock and sleep are injected: tests check exact schedules without sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from crmload.budget import DEFAULT_PORT_BUDGET, PortBudget
+from crmload.errors import ConfigError
+
+__all__ = ["DEFAULT_RATE_LIMIT", "CallLimiter", "ConnectGuard", "RateLimit", "TokenBucket"]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Any]
+
+
+class TokenBucket:
+    """A thread-safe token bucket that hands out evenly spaced time slots.
+
+    Written here rather than taken from pyrate-limiter because we need three things its static rates do not
+    give: a rate that changes at run time (``auto``), injectable clock and sleep (exact schedules in tests),
+    and a pause-all (``pause_until``) for a server's Retry-After.
+
+    It is GCRA / virtual scheduling: ``_tat`` is the theoretical arrival time of the next call. ``reserve()``
+    books the next slot under the lock and returns it; the caller sleeps *outside* the lock, so N threads get
+    N distinct slots 1/rate apart instead of queueing on a lock. Up to ``burst`` slots may start at once after
+    an idle period; in any window of W seconds at most ``burst + W * rate`` slots are handed out.
+
+    Example:
+        >>> t = [0.0]
+        >>> bucket = TokenBucket(4.0, 1, clock=lambda: t[0], sleep=lambda s: None)
+        >>> [bucket.reserve()[1] for _ in range(3)]
+        [0.0, 0.25, 0.5]
+    """
+
+    def __init__(
+        self, rate: float, burst: int = 1, clock: Clock = time.monotonic, sleep: Sleep = time.sleep
+    ) -> None:
+        _check_rate(rate, "rate")
+        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+            raise ConfigError(f"burst must be an int >= 1, got {burst!r}")
+        self._rate = float(rate)
+        self._burst = burst
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tat = -math.inf
+        self._not_before = -math.inf
+
+    @property
+    def rate(self) -> float:
+        """Slots per second now."""
+        return self._rate
+
+    @property
+    def burst(self) -> int:
+        """Slots that may start at once after an idle period."""
+        return self._burst
+
+    def set_rate(self, rate: float) -> None:
+        """Change the rate from the next reservation on; slots already booked keep their time."""
+        _check_rate(rate, "rate")
+        with self._lock:
+            self._rate = float(rate)
+
+    def pause_until(self, instant: float) -> None:
+        """Hand out no slot before ``instant`` (a clock reading); pauses only ever extend."""
+        with self._lock:
+            self._not_before = max(self._not_before, instant)
+
+    def reserve(self) -> tuple[float, float]:
+        """Book the next slot. Returns ``(now, slot)``; the caller may proceed at ``slot`` (>= now)."""
+        with self._lock:
+            now = self._clock()
+            interval = 1.0 / self._rate
+            slot = max(now, self._tat - (self._burst - 1) * interval, self._not_before)
+            self._tat = max(slot, self._tat) + interval
+        return now, slot
+
+    def acquire(self) -> float:
+        """Wait for the next slot; returns the seconds waited (0.0 when it was free)."""
+        now, slot = self.reserve()
+        wait = slot - now
+        if wait > 0:
+            self._sleep(wait)
+            return wait
+        return 0.0
+
+
+def _check_rate(rate: float, name: str) -> None:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+        raise ConfigError(f"{name} must be a positive number, got {rate!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimit:
+    """Calls per second the client may make: a number, unlimited (``per_second=None``), or ``auto``.
+
+    Args:
+        per_second: the fixed rate; None means unlimited, or with ``auto`` "start at the port budget".
+        burst: calls that may start at once after an idle period.
+        auto: adapt the rate: start at ``per_second`` (or the port budget), grow by ``auto_increase`` (a
+            fraction) after every ``auto_window`` successful calls while the latency EWMA stays within
+            ``auto_latency_factor`` x its lowest value, and multiply by ``auto_decrease`` on a busy answer or
+            rising latency (at most once per ``auto_cooldown_s``). Kept within ``auto_min``..``auto_max``.
+        pause_max_s: the longest Retry-After pause honoured.
+
+    Example:
+        >>> RateLimit.parse("16").per_second
+        16.0
+        >>> RateLimit.parse("auto").auto
+        True
+    """
+
+    per_second: float | None = DEFAULT_PORT_BUDGET.per_second
+    burst: int = 1
+    auto: bool = False
+    auto_max: float | None = None
+    auto_min: float = 1.0
+    auto_window: int = 20
+    auto_increase: float = 0.1
+    auto_decrease: float = 0.5
+    auto_latency_factor: float = 2.0
+    auto_cooldown_s: float = 1.0
+    pause_max_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.per_second is not None:
+            _check_rate(self.per_second, "RateLimit.per_second")
+        if self.auto_max is not None:
+            _check_rate(self.auto_max, "RateLimit.auto_max")
+        _check_rate(self.auto_min, "RateLimit.auto_min")
+        _check_rate(self.auto_latency_factor, "RateLimit.auto_latency_factor")
+        _check_rate(self.pause_max_s, "RateLimit.pause_max_s")
+        for name in ("burst", "auto_window"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"RateLimit.{name} must be an int >= 1, got {value!r}")
+        if not 0 < self.auto_increase <= 10:
+            raise ConfigError(f"RateLimit.auto_increase must be in (0, 10], got {self.auto_increase!r}")
+        if not 0 < self.auto_decrease < 1:
+            raise ConfigError(f"RateLimit.auto_decrease must be in (0, 1), got {self.auto_decrease!r}")
+        if not 0 <= self.auto_cooldown_s < math.inf:
+            raise ConfigError(f"RateLimit.auto_cooldown_s must be >= 0, got {self.auto_cooldown_s!r}")
+        if self.auto_max is not None and self.auto_max < self.auto_min:
+            raise ConfigError("RateLimit.auto_max must be >= auto_min")
+
+    @property
+    def is_unlimited(self) -> bool:
+        """True when no call rate applies (Retry-After pauses still do)."""
+        return self.per_second is None and not self.auto
+
+    @classmethod
+    def unlimited(cls) -> RateLimit:
+        """No call-rate limit (the connection guard still applies)."""
+        return cls(per_second=None)
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit:
+        """Parse a CLI value: "16", "16.5", "500/s", "auto", "auto:200" (capped), "unlimited" or "none"."""
+        value = text.strip().lower()
+        if value in ("unlimited", "none"):
+            return cls(per_second=None)
+        if value == "auto" or value.startswith("auto:"):
+            cap = value.partition(":")[2]
+            return cls(per_second=None, auto=True, auto_max=_parse_number(cap, text) if cap else None)
+        return cls(per_second=_parse_number(value.removesuffix("/s"), text))
+
+    def describe(self) -> str:
+        """Short human form for summaries: "16.6/s", "auto", "auto (max 200/s)", "unlimited"."""
+        if self.is_unlimited:
+            return "unlimited"
+        if self.auto:
+            start = "" if self.per_second is None else f"start {self.per_second:.4g}/s"
+            cap = "" if self.auto_max is None else f"max {self.auto_max:.4g}/s"
+            extra = ", ".join(p for p in (start, cap) if p)
+            return f"auto ({extra})" if extra else "auto"
+        return f"{self.per_second:.4g}/s"
+
+
+def _parse_number(value: str, original: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(
+            f"rate must be a number of calls per second, 'auto' or 'unlimited', got {original!r}"
+        ) from None
+    _check_rate(number, "rate")
+    return number
+
+
+#: The product's promise: calls per second at the 2009 port budget, safe even with no connection reuse.
+DEFAULT_RATE_LIMIT = RateLimit()
+
+
+class _PerThreadCount:
+    """A counter each thread increments without a lock (it owns its cell); ``total()`` sums the cells."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._cells: list[list[int]] = []
+        self._lock = threading.Lock()
+
+    def incr(self) -> None:
+        cell: list[int] | None = getattr(self._local, "cell", None)
+        if cell is None:
+            cell = [0]
+            self._local.cell = cell
+            with self._lock:
+                self._cells.append(cell)
+        cell[0] += 1
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(c[0] for c in self._cells)
+
+
+class CallLimiter:
+    """Holds calls per second under a ``RateLimit``; shared by every worker thread of one client.
+
+    Call ``acquire()`` before each call, then ``on_success(latency_s)`` or ``on_busy(retry_after_s)``.
+    A Retry-After pauses every worker, in every mode, until it has passed.
+
+    Example:
+        >>> t = [0.0]
+        >>> lim = CallLimiter(RateLimit(per_second=16), clock=lambda: t[0], sleep=lambda s: None)
+        >>> [lim.acquire() for _ in range(3)]
+        [0.0, 0.0625, 0.125]
+    """
+
+    def __init__(
+        self,
+        rate: RateLimit | None = None,
+        budget: PortBudget | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        self._rate = rate = rate if rate is not None else DEFAULT_RATE_LIMIT
+        budget = budget if budget is not None else DEFAULT_PORT_BUDGET
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._calls = _PerThreadCount()
+        self._paused_until = -math.inf
+        self._bucket: TokenBucket | None = None
+        if not rate.is_unlimited:
+            start = rate.per_second if rate.per_second is not None else budget.per_second
+            if rate.auto:
+                start = min(max(start, rate.auto_min), rate.auto_max or math.inf)
+            self._bucket = TokenBucket(start, rate.burst, clock, sleep)
+        self._peak_rate = self.current_rate
+        self._counts = dict.fromkeys(
+            ("waits", "pauses", "busy", "rate_increases", "rate_decreases"),
+            0,
+        )
+        self._wait_s = 0.0
+        self._pause_s = 0.0
+        # auto state: latency EWMA, its lowest value (the baseline), successes in this window, last decrease
+        self._ewma: float | None = None
+        self._baseline: float | None = None
+        self._window = 0
+        self._last_decrease = -math.inf
+
+    @property
+    def rate(self) -> RateLimit:
+        """The policy this limiter enforces."""
+        return self._rate
+
+    @property
+    def current_rate(self) -> float | None:
+        """Calls per second allowed now; None when unlimited."""
+        return None if self._bucket is None else self._bucket.rate
+
+    def acquire(self) -> float:
+        """Wait until the next call may start; returns the seconds waited."""
+        self._calls.incr()
+        bucket = self._bucket
+        if bucket is None:
+            # Unlimited: no lock, no reservation; only a Retry-After pause makes this wait.
+            now = self._clock()
+            wait = self._paused_until - now
+            if wait <= 0:
+                return 0.0
+            self._sleep(wait)
+        else:
+            now, slot = bucket.reserve()
+            wait = slot - now
+            if wait <= 0:
+                return 0.0
+            self._sleep(wait)
+        with self._lock:
+            self._counts["waits"] += 1
+            self._wait_s += wait
+        return wait
+
+    def on_success(self, latency_s: float) -> None:
+        """Record a successful call; in ``auto`` mode this may raise or lower the rate."""
+        if not self._rate.auto:
+            return
+        rate = self._rate
+        with self._lock:
+            ewma = latency_s if self._ewma is None else self._ewma + 0.2 * (latency_s - self._ewma)
+            self._ewma = ewma
+            if self._baseline is None or ewma < self._baseline:
+                self._baseline = ewma
+            self._window += 1
+            if self._window < rate.auto_window:
+                return
+            self._window = 0
+            if ewma > rate.auto_latency_factor * self._baseline:
+                self._decrease(self._clock(), "latency")
+            else:
+                self._increase()
+
+    def on_busy(self, retry_after_s: float | None = None) -> None:
+        """Record a busy answer: pause every worker for ``retry_after_s`` if given; ``auto`` cuts back."""
+        with self._lock:
+            now = self._clock()
+            self._counts["busy"] += 1
+            if retry_after_s is not None and retry_after_s > 0:
+                until = now + min(retry_after_s, self._rate.pause_max_s)
+                if until > self._paused_until:
+                    self._pause_s += until - max(self._paused_until, now)
+                    self._paused_until = until
+                    self._counts["pauses"] += 1
+                    if self._bucket is not None:
+                        self._bucket.pause_until(until)
+                    log.info("server busy: pausing all calls for %.3g s", until - now)
+            if self._rate.auto:
+                self._decrease(now, "busy")
+
+    def _increase(self) -> None:
+        assert self._bucket is not None  # auto always has a bucket
+        old = self._bucket.rate
+        new = min(old * (1 + self._rate.auto_increase), self._rate.auto_max or math.inf)
+        if new > old:
+            self._bucket.set_rate(new)
+            self._counts["rate_increases"] += 1
+            self._peak_rate = max(self._peak_rate or 0.0, new)
+            log.debug("auto rate up: %.4g -> %.4g calls/s", old, new)
+
+    def _decrease(self, now: float, reason: str) -> None:
+        assert self._bucket is not None
+        # One cut per cooldown: eight workers hitting the same busy spell must not halve the rate eight times.
+        if now - self._last_decrease < self._rate.auto_cooldown_s:
+            return
+        self._last_decrease = now
+        self._window = 0
+        old = self._bucket.rate
+        new = max(old * self._rate.auto_decrease, self._rate.auto_min)
+        if new < old:
+            self._bucket.set_rate(new)
+            self._counts["rate_decreases"] += 1
+            log.info("auto rate down (%s): %.4g -> %.4g calls/s", reason, old, new)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for the run summary: calls, waits, wait_s, pauses, pause_s, busy, rates."""
+        with self._lock:
+            return {
+                "mode": "unlimited" if self._rate.is_unlimited else ("auto" if self._rate.auto else "fixed"),
+                "calls": self._calls.total(),
+                **self._counts,
+                "wait_s": self._wait_s,
+                "pause_s": self._pause_s,
+                "rate_changes": self._counts["rate_increases"] + self._counts["rate_decreases"],
+                "current_rate": self.current_rate,
+                "peak_rate": self._peak_rate,
+            }
+
+
+class ConnectGuard:
+    """Holds new connections per second under the port budget. Always on; call ``acquire()`` once per socket.
+
+    The bucket runs at ``(ports - burst) / time_wait_s`` so that in any TIME_WAIT period at most ``ports``
+    sockets are opened, burst included. ``burst`` lets a pool warm up (one socket per worker) without waiting;
+    it is clamped to a quarter of the ports so a tiny budget stays meaningful.
+
+    Example:
+        >>> t = [0.0]
+        >>> budget = PortBudget(ports=50, time_wait_s=5)
+        >>> guard = ConnectGuard(budget, clock=lambda: t[0], sleep=lambda s: None)
+        >>> guard.rate, guard.burst
+        (8.4, 8)
+    """
+
+    def __init__(
+        self,
+        budget: PortBudget | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+        *,
+        burst: int = 8,
+    ) -> None:
+        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+            raise ConfigError(f"ConnectGuard burst must be an int >= 1, got {burst!r}")
+        self._budget = budget = budget if budget is not None else DEFAULT_PORT_BUDGET
+        burst = max(1, min(burst, budget.ports // 4))
+        usable = budget.ports - burst if budget.ports > burst else budget.ports
+        self._bucket = TokenBucket(usable / budget.time_wait_s, burst, clock, sleep)
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._connections = 0
+        self._waits = 0
+        self._wait_s = 0.0
+
+    @property
+    def budget(self) -> PortBudget:
+        """The port budget this guard enforces."""
+        return self._budget
+
+    @property
+    def rate(self) -> float:
+        """New connections per second, after the burst."""
+        return self._bucket.rate
+
+    @property
+    def burst(self) -> int:
+        """New connections that may open at once after an idle period."""
+        return self._bucket.burst
+
+    def acquire(self) -> float:
+        """Wait until a new socket may be opened; returns the seconds waited."""
+        now, slot = self._bucket.reserve()
+        wait = max(slot - now, 0.0)
+        if wait > 0:
+            log.debug("connect guard: waiting %.3g s for the port budget", wait)
+            self._sleep(wait)
+        with self._lock:
+            self._connections += 1
+            if wait > 0:
+                self._waits += 1
+                self._wait_s += wait
+        return wait
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for the run summary: connections, waits, wait_s, and the enforced rate."""
+        with self._lock:
+            return {
+                "connections": self._connections,
+                "waits": self._waits,
+                "wait_s": self._wait_s,
+                "rate": self.rate,
+                "burst": self.burst,
+                "budget_per_second": self._budget.per_second,
+            }
