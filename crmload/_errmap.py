@@ -1,0 +1,176 @@
+"""The one boundary where foreign exceptions (requests, urllib3, http.client, socket, ssl, lxml) are mapped.
+
+The question every mapping answers is the retry question: was the request sent? urllib3 raises
+``NewConnectionError`` / ``ConnectTimeoutError`` only while opening the socket, so their presence anywhere in
+the chain means "never sent". requests wraps them as ``ConnectionError(MaxRetryError(reason=...))``
+and urllib3 wraps the socket's ``OSError`` with ``raise ... from``, so the classifier walks ``args``,
+``reason``, ``__cause__`` and ``__context__`` to find the errno and the phase.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import http.client
+import re
+import ssl
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import requests
+import urllib3.exceptions as u3
+from lxml import etree
+
+from crmload.errors import (
+    ConfigError,
+    ConnectError,
+    CrmLoadError,
+    PortExhaustedError,
+    ProtocolError,
+    ResponseLostError,
+    TransportError,
+)
+
+__all__ = ["FOREIGN_ERRORS", "PORT_ERRNOS", "classify", "map_transport_errors"]
+
+#: Linux EADDRINUSE/EADDRNOTAVAIL (98/99), their macOS values (48/49), and Winsock's 10048/10049.
+PORT_ERRNOS = frozenset({errno_mod.EADDRINUSE, errno_mod.EADDRNOTAVAIL, 98, 99, 48, 49, 10048, 10049})
+#: Errnos that can only come from connect(): the request was never sent.
+_CONNECT_ERRNOS = frozenset(
+    {errno_mod.ECONNREFUSED, errno_mod.ENETUNREACH, errno_mod.EHOSTUNREACH, 10061, 10051, 10065}
+)
+
+#: What the boundary catches. Anything else (TypeError, KeyError, ...) is a bug and must stay visible.
+FOREIGN_ERRORS: tuple[type[BaseException], ...] = (
+    requests.RequestException,
+    u3.HTTPError,
+    http.client.HTTPException,
+    OSError,
+    etree.Error,
+)
+
+_CONNECT_MARKERS: tuple[type[BaseException], ...] = (
+    u3.NewConnectionError,
+    u3.ConnectTimeoutError,
+    u3.ProxyError,
+    requests.ConnectTimeout,
+    requests.exceptions.ProxyError,
+)
+_AFTER_SEND_MARKERS: tuple[type[BaseException], ...] = (
+    u3.ReadTimeoutError,
+    u3.ProtocolError,
+    u3.IncompleteRead,
+    requests.ReadTimeout,
+    requests.exceptions.ChunkedEncodingError,
+    http.client.HTTPException,
+    ConnectionResetError,
+    ConnectionAbortedError,
+    BrokenPipeError,
+)
+_PROTOCOL_MARKERS: tuple[type[BaseException], ...] = (
+    requests.exceptions.ContentDecodingError,
+    requests.TooManyRedirects,
+    requests.exceptions.InvalidHeader,
+    u3.DecodeError,
+    u3.HeaderParsingError,
+    etree.Error,
+)
+_CONFIG_MARKERS: tuple[type[BaseException], ...] = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    u3.LocationValueError,
+)
+
+_SSL_ERRORS: tuple[type[BaseException], ...] = (ssl.SSLError, u3.SSLError, requests.exceptions.SSLError)
+
+_USERINFO = re.compile(r"(//)[^/@\s]+@")
+_MASKED_USERINFO = r"\1***@"
+
+
+@contextmanager
+def map_transport_errors(what: str = "request") -> Iterator[None]:
+    """Turn any foreign exception raised inside the block into a crmload error, chained with ``from``.
+
+    crmload errors pass through untouched. ``what`` names the exchange in the message (never a secret).
+    """
+    try:
+        yield
+    except CrmLoadError:
+        raise
+    except FOREIGN_ERRORS as exc:
+        raise classify(exc, what) from exc
+
+
+def classify(exc: BaseException, what: str = "request") -> CrmLoadError:
+    """Return the crmload error for a foreign exception; its phase picks ConnectError or ResponseLostError."""
+    chain = list(_walk(exc))
+    code = _first_errno(chain)
+    detail = _describe(chain)
+    if code in PORT_ERRNOS:
+        return PortExhaustedError(f"{what}: no free local port (errno {code}): {detail}", errno=code)
+    if code in _CONNECT_ERRNOS:
+        return ConnectError(f"{what}: connect failed: {detail}", errno=code)
+    for kinds, label, make in _RULES:
+        if _has(chain, kinds):
+            return make(f"{what}: {label}: {detail}", code)
+    # Anything else failed somewhere between send and receive; assume the worst: it may have been applied.
+    return ResponseLostError(f"{what}: failed after sending: {detail}", errno=code)
+
+
+def _certificate_failure(message: str, code: int | None) -> CrmLoadError:
+    # Not a ConnectError: retrying a certificate that does not verify only repeats the refusal.
+    err = TransportError(message, errno=code)
+    err.phase = "connect"
+    return err
+
+
+_Make = Callable[[str, "int | None"], CrmLoadError]
+
+#: First match wins. Connect markers come before after-send ones: a reset while connecting was never sent.
+_RULES: tuple[tuple[tuple[type[BaseException], ...], str, _Make], ...] = (
+    (_CONFIG_MARKERS, "invalid URL", lambda m, c: ConfigError(m)),
+    (_CONNECT_MARKERS, "connect failed", lambda m, c: ConnectError(m, errno=c)),
+    (_AFTER_SEND_MARKERS, "sent, but the response was lost", lambda m, c: ResponseLostError(m, errno=c)),
+    ((ssl.SSLCertVerificationError,), "TLS certificate verification failed", _certificate_failure),
+    (_SSL_ERRORS, "TLS handshake failed", lambda m, c: ConnectError(m, errno=c)),
+    (_PROTOCOL_MARKERS, "malformed response", lambda m, c: ProtocolError(m)),
+    ((requests.Timeout, TimeoutError), "timed out after sending", lambda m, c: ResponseLostError(m, errno=c)),
+)
+
+
+def _walk(exc: BaseException, limit: int = 32) -> Iterator[BaseException]:
+    """Yield ``exc`` and every exception it wraps, breadth first, each once."""
+    queue: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while queue and len(seen) < limit:
+        cur = queue.pop(0)
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        yield cur
+        nested: list[object] = [getattr(cur, "reason", None), cur.__cause__, cur.__context__, *cur.args]
+        queue.extend(n for n in nested if isinstance(n, BaseException))
+
+
+def _first_errno(chain: list[BaseException]) -> int | None:
+    for exc in chain:
+        if isinstance(exc, OSError):
+            code = getattr(exc, "winerror", None) or exc.errno
+            if isinstance(code, int):
+                return code
+    return None
+
+
+def _has(chain: list[BaseException], kinds: tuple[type[BaseException], ...]) -> bool:
+    return any(isinstance(exc, kinds) for exc in chain)
+
+
+def _describe(chain: list[BaseException]) -> str:
+    """Name the innermost cause; strip user:password@ from any URL the message quotes."""
+    root = chain[-1]
+    for exc in chain:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            root = exc
+            break
+    text = _USERINFO.sub(_MASKED_USERINFO, str(root) or root.__class__.__name__)
+    return f"{root.__class__.__name__}: {text}"
