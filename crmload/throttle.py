@@ -27,6 +27,8 @@ __all__ = ["DEFAULT_RATE_LIMIT", "CallLimiter", "ConnectGuard", "RateLimit", "To
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+#: Waits shorter than this are float residue (1e-16 s), not worth a sleep or a count.
+_EPSILON_S = 1e-9
 Sleep = Callable[[float], Any]
 
 
@@ -90,6 +92,8 @@ class TokenBucket:
             now = self._clock()
             interval = 1.0 / self._rate
             slot = max(now, self._tat - (self._burst - 1) * interval, self._not_before)
+            if slot - now < _EPSILON_S:
+                slot = now  # float residue of the burst arithmetic, not a real wait
             self._tat = max(slot, self._tat) + interval
         return now, slot
 
