@@ -1,0 +1,364 @@
+"""``MockCrm``: a real HTTP/1.1 keep-alive server for the CRM 4.0 2007 endpoint, one thread per connection.
+
+Why threads over raw sockets: the stdlib ``http.server`` speaks HTTP/1.0 by default and writes unbuffered, which
+with Nagle costs ~40 ms per response. Here each reply is one ``sendall`` of a prebuilt buffer on a TCP_NODELAY
+socket, and lxml releases the GIL while parsing. See ``benchmarks/mock_throughput.py`` for the measured rate.
+
+Example::
+
+    with MockCrm(org="Contoso") as crm:
+        post_soap(crm.url, ...)
+        assert crm.stats()["connections_accepted"] == 1
+        crm.records("account")
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crmload.metadata import Metadata, load_metadata
+from crmload.mock.admin import handle_admin
+from crmload.mock.envelope import CODE_UNEXPECTED, SoapFault
+from crmload.mock.faults import FaultInjector, FaultPlan
+from crmload.mock.http import BadRequest, Request, TooLarge, drain, read_request, response_bytes
+from crmload.mock.protocol import Protocol
+from crmload.mock.stats import Stats
+from crmload.mock.store import Store
+from crmload.soap import ns
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "ConnState", "MockCrm"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+#: Oversized bodies up to this size are read and dropped, so the client gets the fault instead of a reset.
+_DRAIN_LIMIT = 256 * 1024 * 1024
+_BUSY_BODY = b"<html><body><h1>Service Unavailable</h1></body></html>"
+
+
+@dataclass(slots=True)
+class ConnState:
+    """Per-connection state: the seam for connection-level auth (NTLM keeps its handshake in ``auth``)."""
+
+    id: int
+    peer: tuple[str, int]
+    requests: int = 0
+    responses: int = 0
+    auth: Any = None
+    over_limit: bool = False
+    created: float = field(default_factory=time.monotonic)
+
+
+class MockCrm:
+    """A mock CRM 4.0 organisation on a real socket. See the module docstring and docs/INTERNALS.md "Mock".
+
+    Args:
+        org: the OrganizationName the CrmAuthenticationToken must carry (compared case-insensitively).
+        host, port: where to listen; port 0 picks a free port.
+        faults: the fault plan (default: none).
+        metadata: a ``Metadata``, or a JSON/TOML path of extra entities/attributes, or None for the bundled table.
+        users: ``{"DOMAIN\\\\user": "password"}`` to require NTLM (needs ``crmload.mock.ntlm``).
+        idle_timeout_s: idle keep-alive connections are closed after this long (IIS connectionTimeout: 120 s).
+        max_body_bytes: larger request bodies get a fault and the connection is closed.
+        auth_persist_single_request: NTLM authenticates one request only, not the connection.
+        seed: seeds the ids the store makes up (None: random uuid4).
+    """
+
+    def __init__(
+        self,
+        org: str = "Contoso",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: FaultPlan | None = None,
+        metadata: Metadata | str | Path | None = None,
+        users: Mapping[str, str] | None = None,
+        idle_timeout_s: float = 120.0,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        auth_persist_single_request: bool = False,
+        seed: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.org = org
+        self.host = host
+        self._port = port
+        self.idle_timeout_s = idle_timeout_s
+        self.max_body_bytes = max_body_bytes
+        self._sleep = sleep
+        meta = metadata if isinstance(metadata, Metadata) else load_metadata(metadata)
+        self.metadata = meta
+        self._seed = seed
+        self.store = Store(self._id_factory())
+        self.stats_counter = Stats()
+        self.injector = FaultInjector(faults or FaultPlan())
+        self.protocol = Protocol(org, meta, self.store, seed or 0)
+        self.authenticator: Any = None
+        if users:
+            from crmload.mock.ntlm import NtlmAuthenticator
+
+            self.authenticator = NtlmAuthenticator(
+                dict(users), persist_single_request=auth_persist_single_request
+            )
+        self._listener: socket.socket | None = None
+        self._accept_thread: threading.Thread | None = None
+        self._conns: dict[int, tuple[socket.socket, threading.Thread]] = {}
+        self._conns_lock = threading.Lock()
+        self._next_conn = 0
+        self._stopping = threading.Event()
+
+    def _id_factory(self) -> Callable[[], uuid.UUID]:
+        if self._seed is None:
+            return uuid.uuid4
+        rng = random.Random(self._seed)
+        lock = threading.Lock()
+
+        def new_id() -> uuid.UUID:
+            with lock:
+                return uuid.UUID(int=rng.getrandbits(128), version=4)
+
+        return new_id
+
+    # -- public API -------------------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound port (after ``start``)."""
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` of the running server."""
+        return f"http://{self.host}:{self._port}"
+
+    @property
+    def url(self) -> str:
+        """The full 2007 endpoint URL."""
+        return self.base_url + ns.PATH2007
+
+    @property
+    def faults(self) -> FaultPlan:
+        """The fault plan in force."""
+        return self.injector.plan
+
+    def start(self) -> MockCrm:
+        """Bind, listen and start accepting connections; returns self."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self._port))
+        sock.listen(1024)
+        sock.settimeout(0.5)
+        self._listener = sock
+        self._port = sock.getsockname()[1]
+        self._stopping.clear()
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, name=f"mockcrm-accept-{self._port}", daemon=True
+        )
+        self._accept_thread.start()
+        log.info("mock CRM listening on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting, close every connection and wait for the threads."""
+        self._stopping.set()
+        if self._accept_thread is not None:
+            self._accept_thread.join(timeout=5)
+            self._accept_thread = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._conns_lock:
+            conns = list(self._conns.values())
+        for sock, _ in conns:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for _, thread in conns:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> MockCrm:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stats(self) -> dict[str, Any]:
+        """Return the counters (see docs/INTERNALS.md), records per entity, and ``auth`` when NTLM is on."""
+        snap = self.stats_counter.snapshot()
+        snap["records_by_entity"] = self.store.counts()
+        if self.authenticator is not None:
+            snap["auth"] = dict(self.authenticator.stats())
+        return snap
+
+    def records(self, entity: str) -> list[dict[str, Any]]:
+        """Return the stored records of ``entity`` in their JSON-able form."""
+        return self.store.records_json(entity.lower())
+
+    def reset(self) -> None:
+        """Clear the store and the counters, and reseed the fault plan."""
+        self.store.clear()
+        self.stats_counter.reset()
+        self.injector.configure(self.injector.plan)
+        if self.authenticator is not None and hasattr(self.authenticator, "reset"):
+            self.authenticator.reset()
+
+    def configure(self, faults: FaultPlan | None) -> None:
+        """Switch to another fault plan (None: no faults) and reseed it."""
+        self.injector.configure(faults or FaultPlan())
+
+    # -- connections ------------------------------------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        listener = self._listener
+        while not self._stopping.is_set():
+            try:
+                sock, peer = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stopping.is_set():
+                    return
+                continue
+            open_now = self.stats_counter.connection_opened()
+            with self._conns_lock:
+                self._next_conn += 1
+                state = ConnState(id=self._next_conn, peer=peer)
+                limit = self.injector.plan.max_connections
+                state.over_limit = bool(limit) and open_now > limit
+                thread = threading.Thread(
+                    target=self._serve, args=(sock, state), name=f"mockcrm-conn-{state.id}", daemon=True
+                )
+                self._conns[state.id] = (sock, thread)
+            thread.start()
+
+    def _serve(self, sock: socket.socket, state: ConnState) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(self.idle_timeout_s)
+        buf = bytearray()
+        try:
+            while not self._stopping.is_set():
+                if not self._one_request(sock, state, buf):
+                    break
+        except (TimeoutError, ConnectionError, OSError) as exc:
+            log.debug("connection %s ends: %r", state.id, exc)
+        finally:
+            try:
+                sock.close()
+            finally:
+                with self._conns_lock:
+                    self._conns.pop(state.id, None)
+                self.stats_counter.connection_closed()
+
+    def _one_request(self, sock: socket.socket, state: ConnState, buf: bytearray) -> bool:
+        """Read and answer one request; return False when the connection must end."""
+        try:
+            req = read_request(sock, buf, self.max_body_bytes)
+        except TooLarge as big:
+            return self._too_large(sock, buf, big)
+        except BadRequest as bad:
+            self.stats_counter.fault("bad_request")
+            body = self.protocol.fault(SoapFault(CODE_UNEXPECTED, str(bad), client=True), "text/xml").body
+            sock.sendall(response_bytes(bad.status, body, "text/xml; charset=utf-8", keep_alive=False))
+            return False
+        if req is None:
+            return False
+        state.requests += 1
+        if req.path.startswith("/_mock/"):
+            status, ctype, body = handle_admin(self, req)
+            return self._send(sock, state, req, status, body, ctype)
+        if self.authenticator is not None:
+            result = self.authenticator.check(state, req.headers)
+            if not result.ok:
+                keep = req.keep_alive and not getattr(result, "close", False)
+                reply = response_bytes(
+                    result.status, b"Unauthorized", "text/plain", keep_alive=keep, extra=result.headers
+                )
+                sock.sendall(reply)
+                return keep
+        if req.path.lower() != ns.PATH2007.lower():
+            return self._send(sock, state, req, 404, b"Not Found", "text/plain")
+        if req.method != "POST":
+            return self._send(
+                sock, state, req, 405, b"Method Not Allowed", "text/plain", extra=[("Allow", "POST")]
+            )
+        return self._soap(sock, state, req)
+
+    def _too_large(self, sock: socket.socket, buf: bytearray, big: TooLarge) -> bool:
+        self.stats_counter.fault("body_too_large")
+        fault = SoapFault(
+            CODE_UNEXPECTED,
+            f"Maximum request length exceeded ({big.length} > {self.max_body_bytes} bytes).",
+            client=True,
+        )
+        reply = self.protocol.fault(fault, big.request.headers.get("content-type", ""))
+        if big.request.headers.get("expect", "").lower() != "100-continue":
+            drain(sock, buf, big.length, _DRAIN_LIMIT)
+        sock.sendall(response_bytes(reply.status, reply.body, reply.content_type, keep_alive=False))
+        return False
+
+    def _send(
+        self,
+        sock: socket.socket,
+        state: ConnState,
+        req: Request,
+        status: int,
+        body: bytes,
+        ctype: str,
+        *,
+        extra: list[tuple[str, str]] | None = None,
+        close: bool = False,
+    ) -> bool:
+        keep = req.keep_alive and not close and not self._stopping.is_set()
+        sock.sendall(response_bytes(status, body, ctype, keep_alive=keep, extra=extra or ()))
+        state.responses += 1
+        return keep
+
+    def _soap(self, sock: socket.socket, state: ConnState, req: Request) -> bool:
+        plan, stats, inj = self.injector.plan, self.stats_counter, self.injector
+        stats.request_received()
+        if state.requests == 1 and plan.first_request_cost_ms > 0:
+            stats.fault("first_request_cost")
+            self._sleep(plan.first_request_cost_ms / 1000.0)
+        if state.over_limit:
+            stats.fault("max_connections")
+            return self._send(sock, state, req, 503, _BUSY_BODY, "text/html", close=True)
+        busy_kind = "busy_above_rate" if inj.over_rate() else "busy" if inj.chance(plan.busy_rate) else None
+        if busy_kind:
+            stats.fault(busy_kind)
+            extra = [("Retry-After", f"{plan.retry_after_s:g}")] if plan.retry_after_s is not None else []
+            return self._send(sock, state, req, 503, _BUSY_BODY, "text/html", extra=extra)
+        delay = inj.delay_s()
+        if delay > 0:
+            stats.fault("latency")
+            self._sleep(delay)
+        if inj.chance(plan.reset_before_commit_rate):
+            stats.fault("reset_before_commit")
+            return _reset(sock)
+        reply = self.protocol.handle(
+            req.body, req.headers.get("soapaction"), req.headers.get("content-type", "")
+        )
+        stats.request(reply.op, reply.fault_code)
+        if inj.chance(plan.reset_after_commit_rate):
+            stats.fault("reset_after_commit")
+            return _reset(sock)
+        close = bool(plan.close_every) and (state.responses + 1) % plan.close_every == 0
+        if close:
+            stats.fault("close_every")
+        return self._send(sock, state, req, reply.status, reply.body, reply.content_type, close=close)
+
+
+def _reset(sock: socket.socket) -> bool:
+    """Abort the connection with an RST (SO_LINGER 0) and no response."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return False

@@ -1,0 +1,64 @@
+"""Shared pytest fixtures: a real mock CRM 4.0 server on 127.0.0.1.
+
+Fixtures:
+    mock_crm (session): one ``crmload.mock.MockCrm(org="Contoso")`` listening on 127.0.0.1:0 for the whole run.
+        Use it through ``crm`` unless you really want state shared across tests.
+    crm (function): the same server, reset before the test (store, stats, fault plan cleared). Use ``crm.url``
+        (the full CrmService.asmx URL), ``crm.stats()``, ``crm.records("account")``, ``crm.configure(FaultPlan(...))``.
+    crm_factory (function): ``crm_factory(**kwargs) -> MockCrm`` starts a private server with other options
+        (e.g. ``users=``, ``metadata=``, ``faults=``, ``idle_timeout_s=``); every one is stopped after the test.
+    shared_reference (function): Path of ``shared/reference`` beside the repository (CI puts ``shared/`` next to
+        the clone); skips the test when it is absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crmload.mock import MockCrm
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def mock_crm() -> Iterator[MockCrm]:
+    """One mock CRM server for the whole session."""
+    with MockCrm(org="Contoso") as server:
+        yield server
+
+
+@pytest.fixture
+def crm(mock_crm: MockCrm) -> MockCrm:
+    """The session's mock CRM, with store, stats and fault plan reset for this test."""
+    mock_crm.configure(None)
+    mock_crm.reset()
+    return mock_crm
+
+
+@pytest.fixture
+def crm_factory() -> Iterator[Callable[..., MockCrm]]:
+    """Start private mock servers with custom options; all are stopped when the test ends."""
+    started: list[MockCrm] = []
+
+    def make(**kwargs: Any) -> MockCrm:
+        server = MockCrm(**kwargs).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def shared_reference() -> Path:
+    """``shared/reference`` beside the repository; the test is skipped when it is not there."""
+    for candidate in (REPO.parent / "shared" / "reference", REPO.parent.parent / "shared" / "reference"):
+        if candidate.is_dir():
+            return candidate
+    pytest.skip("shared/reference is not beside the repository")
+    raise AssertionError  # unreachable; pytest.skip raises
