@@ -10,9 +10,14 @@ import functools
 import os
 from typing import Any
 
+from lxml import etree
+
 from crmload.errors import ConfigError
 
-__all__ = ["load_client"]
+__all__ = ["load_client", "load_schema"]
+
+_XS = "http://www.w3.org/2001/XMLSchema"
+_WSDL = "http://schemas.xmlsoap.org/wsdl/"
 
 
 @functools.lru_cache(maxsize=4)
@@ -44,3 +49,50 @@ def load_client(wsdl_path: str | os.PathLike[str]) -> Any:
         raise
     except Exception as exc:  # zeep raises a zoo of its own and lxml's errors
         raise ConfigError(f"cannot load WSDL {path}: {type(exc).__name__}: {str(exc)[:200]}") from exc
+
+
+class _MemoryResolver(etree.Resolver):  # type: ignore[misc]
+    """Serves the WSDL's inline schemas to libxml2 under made-up ``mem://`` locations; nothing else."""
+
+    def __init__(self, texts: dict[str, bytes]) -> None:
+        super().__init__()
+        self._texts = texts
+
+    def resolve(self, url: str | None, pubid: str | None, context: Any) -> Any:
+        text = self._texts.get(url or "")
+        return self.resolve_string(text, context) if text is not None else None
+
+
+@functools.lru_cache(maxsize=4)
+def _schema(path: str) -> etree.XMLSchema:
+    safe = etree.XMLParser(resolve_entities=False, no_network=True)
+    schemas = etree.parse(path, safe).getroot().findall(f"{{{_WSDL}}}types/{{{_XS}}}schema")
+    where = {s.get("targetNamespace"): f"mem://schema{i}.xsd" for i, s in enumerate(schemas)}
+    texts: dict[str, bytes] = {}
+    for schema in schemas:
+        # A standalone copy keeps the namespace declarations it inherited from <wsdl:definitions>.
+        copy = etree.fromstring(etree.tostring(schema), safe)
+        for imp in copy.findall(f"{{{_XS}}}import"):
+            if imp.get("namespace") in where:
+                imp.set("schemaLocation", where[imp.get("namespace")])
+        texts[where[schema.get("targetNamespace")]] = etree.tostring(copy)
+    imports = "".join(f'<xs:import namespace="{ns}" schemaLocation="{loc}"/>' for ns, loc in where.items())
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    parser.resolvers.add(_MemoryResolver(texts))
+    master = etree.fromstring(f'<xs:schema xmlns:xs="{_XS}">{imports}</xs:schema>', parser)
+    return etree.XMLSchema(master)
+
+
+def load_schema(wsdl_path: str | os.PathLike[str]) -> etree.XMLSchema:
+    """Return an lxml XMLSchema assembled from a WSDL's inline ``<types>`` schemas, cached per path.
+
+    Validate a message part (the element inside ``soap:Body``) with ``schema.validate(element)``; the SOAP
+    envelope's own schema is not part of a WSDL.
+    """
+    path = os.path.abspath(os.fspath(wsdl_path))
+    if not os.path.isfile(path):
+        raise ConfigError(f"WSDL not found: {path}")
+    try:
+        return _schema(path)
+    except (etree.XMLSyntaxError, etree.XMLSchemaParseError, OSError) as exc:
+        raise ConfigError(f"cannot assemble the schemas of {path}: {str(exc)[:200]}") from exc
