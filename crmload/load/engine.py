@@ -1,0 +1,370 @@
+"""The Loader: stream records through mapping, a bounded queue and N workers into CRM, journalling every row.
+
+One reader (the calling thread) reads, maps and journals rows in batches; workers share one thread-safe
+``CrmClient``. Memory is bounded by the batch and the queue, whatever the input's size. Every row ends ``done``,
+``rejected`` (also written to the rejects file) or ``in_doubt``; a fatal error (credentials refused, server gone
+after every retry) stops the run with the rest ``pending``, and ``--resume`` continues from there.
+
+Modes:
+    create  Create; with an id (``--key`` or an id column) a ``DuplicateRecord`` means the row is already there:
+            it is counted ``already_present`` and done.
+    update  Update by id; a row without one is rejected.
+    upsert  Create first, Update on ``DuplicateRecord``. A migration's first pass (and a resumed one) meets mostly
+            new records, so this costs one call per row there; Update-first would cost two.
+    delete  Delete by id; ``RecordNotFound`` counts as done (``already_absent``): the record is gone either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from crmload.errors import (
+    ConfigError,
+    CrmLoadError,
+    InputError,
+    RecordNotFound,
+)
+from crmload.load.journal import FileIdentity, Journal, Target, file_identity, public_url
+from crmload.load.mapping import Mapped, Mapper, MapSpec
+from crmload.load.progress import Progress
+from crmload.load.rejects import RejectsWriter
+from crmload.load.send import classify, send_one
+from crmload.load.source import CsvSource, SourceRow
+from crmload.load.summary import Summary, client_numbers
+
+__all__ = ["MODES", "Loader"]
+
+log = logging.getLogger(__name__)
+
+MODES = ("create", "update", "upsert", "delete")
+_IN_DOUBT = "the Create may have been applied before its answer was lost; not re-sent (check CRM)"
+
+
+@dataclass(slots=True)
+class _Work:
+    line: int
+    values: Mapping[str, Any]
+    mapped: Mapped
+
+
+class _Fatal(Exception):
+    """Internal: a worker met an error that stops the run."""
+
+
+def _rows(items: Iterable[Mapping[str, Any]] | CsvSource) -> Iterator[SourceRow]:
+    for n, item in enumerate(items, 1):
+        yield item if isinstance(item, SourceRow) else SourceRow(n, dict(item))
+
+
+class Loader:
+    """Push a stream of records into one CRM entity, exactly once per row, with a journal and a rejects file.
+
+    Args:
+        client: a ``CrmClient`` (None only with ``dry_run``).
+        entity: the target entity's logical name.
+        mode: create, update, upsert or delete.
+        key: the column whose value gives each record's id, ``uuid5(entity namespace, value)``.
+        mapper: a compiled ``Mapper``; by default built from ``map_spec``, ``key`` and the bundled metadata.
+        workers: concurrent calls (threads sharing ``client``).
+        journal: a ``Journal``, a path for one, or None for an in-memory journal (no resume).
+        rejects: a ``RejectsWriter``, a path for one, or None (rejects only counted and journalled).
+        resume / restart: how to open a journal that already holds this run.
+        progress: counters and bar; a silent one by default.
+
+    Example::
+
+        >>> with CrmClient(url, org="Contoso") as client:                        # doctest: +SKIP
+        ...     summary = Loader(client, "account", key="code").run([{"code": "A-1", "name": "Contoso"}])
+        ...     assert summary.balanced
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        entity: str,
+        *,
+        mode: str = "create",
+        key: str | None = None,
+        mapper: Mapper | None = None,
+        map_spec: MapSpec | None = None,
+        workers: int = 4,
+        journal: Journal | str | Path | None = None,
+        rejects: RejectsWriter | str | Path | None = None,
+        resume: bool = False,
+        restart: bool = False,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+        batch_size: int = 200,
+        target: Target | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if workers < 1:
+            raise ConfigError("workers must be at least 1")
+        if client is None and not dry_run:
+            raise ConfigError("a client is needed unless dry_run is set")
+        self.client = client
+        self.entity = entity.lower()
+        self.mode = mode
+        self.mapper = mapper or Mapper(self.entity, spec=map_spec, key=key)
+        self.workers = workers
+        self.dry_run = dry_run
+        self.progress = progress or Progress()
+        self.batch_size = batch_size
+        self.target = target or Target(
+            url=public_url(str(getattr(client, "url", "") or "")),
+            org=str(getattr(client, "org", "") or ""),
+            entity=self.entity,
+            mode=mode,
+            key=self.mapper.key,
+        )
+        self._journal_arg = journal
+        self._rejects_arg = rejects
+        self._resume, self._restart = resume, restart
+        self._clock = clock
+        self._stop = threading.Event()
+        self._fatal: BaseException | None = None
+        self.journal: Journal | None = None
+        self.rejects: RejectsWriter | None = None
+        self._skipped = 0
+
+    # -- set-up ----------------------------------------------------------------------------------------------
+    def _open(self, source: CsvSource | None) -> None:
+        ident: FileIdentity | None = file_identity(source.path) if source is not None else None
+        j = self._journal_arg
+        if isinstance(j, Journal):
+            self.journal = j
+        else:
+            path = ":memory:" if j is None or self.dry_run else j
+            self.journal = Journal.open(path, self.target, ident, resume=self._resume, restart=self._restart)
+        r = self._rejects_arg
+        if isinstance(r, RejectsWriter) or r is None:
+            self.rejects = r
+        else:
+            kw = {"encoding": source.encoding, "delimiter": source.delimiter} if source else {}
+            self.rejects = RejectsWriter(r, append=self._resume and not self._restart, **kw)  # type: ignore[arg-type]
+        if source is not None and self.rejects is not None:
+            self.rejects.set_columns(source.header)
+
+    # -- the run ---------------------------------------------------------------------------------------------
+    def run(self, rows: Iterable[Mapping[str, Any]] | CsvSource) -> Summary:
+        """Load every row of ``rows`` (dicts, or a ``CsvSource``) and return the summary."""
+        source = rows if isinstance(rows, CsvSource) else None
+        if source is not None and source._reader is None:
+            source.open()
+        if source is not None:
+            self.mapper.prepare(source.header)
+        self._check_mode_needs_id(source)
+        self._open(source)
+        assert self.journal is not None
+        started = self._clock()
+        pool: list[threading.Thread] = []
+        work: queue.Queue[_Work | None] = queue.Queue(maxsize=self.workers * 4)
+        try:
+            if self._resume and not self.dry_run:
+                self._settle_maybe_sent()
+            if not self.dry_run:
+                pool = [
+                    threading.Thread(target=self._worker, args=(work,), name=f"crmload-worker-{i}", daemon=True)
+                    for i in range(self.workers)
+                ]
+                for t in pool:
+                    t.start()
+            self._read(_rows(rows), work)
+        except _Fatal:
+            pass
+        finally:
+            self._finish(pool, work)
+        return self._summary(started)
+
+    def _check_mode_needs_id(self, source: CsvSource | None) -> None:
+        if self.mode == "create" or self.mapper.key or source is None:
+            return
+        if not any(self.mapper.column(h) and self.mapper.column(h).attribute == self.mapper.primary_key  # type: ignore[union-attr]
+                   for h in source.header):
+            raise ConfigError(f"--mode {self.mode} needs --key COLUMN or a {self.mapper.primary_key} column")
+
+    def _finish(self, pool: list[threading.Thread], work: queue.Queue[_Work | None]) -> None:
+        for _ in pool:
+            work.put(None)
+        for t in pool:
+            t.join()
+        self.progress.close()
+        if self.rejects is not None:
+            self.rejects.close()
+        assert self.journal is not None
+        self.journal.flush()
+
+    def _read(self, rows: Iterator[SourceRow], work: queue.Queue[_Work | None]) -> None:
+        batch: list[SourceRow] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= self.batch_size:
+                self._batch(batch, work)
+                batch = []
+            if self._stop.is_set():
+                return
+        if batch:
+            self._batch(batch, work)
+
+    def _batch(self, batch: list[SourceRow], work: queue.Queue[_Work | None]) -> None:
+        assert self.journal is not None
+        known = self.journal.states(batch[0].line_no, batch[-1].line_no) if self._resume else {}
+        ready: list[_Work] = []
+        for row in batch:
+            state = known.get(row.line_no, (None, 0))[0]
+            if state in ("done", "rejected", "in_doubt"):
+                self._skipped += 1
+                continue
+            if row.error is not None:
+                self._reject(row.line_no, None, "read", _read_error(row), row.values)
+                continue
+            try:
+                mapped = self.mapper.map(row.line_no, row.values)
+                if mapped.id is None and self.mode != "create":
+                    raise InputError(f"--mode {self.mode} needs an id: the key or id column is empty")
+            except InputError as exc:
+                self._reject(row.line_no, None, "map", str(exc), row.values)
+                continue
+            ready.append(_Work(row.line_no, row.values, mapped))
+        fresh = [(w.line, w.mapped.key, str(w.mapped.id) if w.mapped.id else None) for w in ready]
+        self.journal.add_pending([f for f in fresh if f[0] not in known])
+        for w in ready:
+            if self.dry_run:
+                self.journal.settle(w.line, "done", outcome="validated")
+                self.progress.add("done")
+                continue
+            while not self._stop.is_set():
+                try:
+                    work.put(w, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            if self._stop.is_set():
+                raise _Fatal
+
+    def _reject(self, line: int, key: str | None, phase: str, error: str, values: Mapping[str, Any]) -> None:
+        assert self.journal is not None
+        self.journal.reject(line, key, phase, error)
+        if self.rejects is not None:
+            self.rejects.write(line, phase, error, values)
+        self.progress.add("rejected")
+        log.info("line %s rejected (%s): %s", line, phase, error)
+
+    # -- workers ---------------------------------------------------------------------------------------------
+    def _worker(self, work: queue.Queue[_Work | None]) -> None:
+        while True:
+            item = work.get()
+            if item is None:
+                return
+            if self._stop.is_set():
+                continue  # leave it pending: --resume sends it
+            try:
+                self._send(item)
+            except Exception as exc:
+                self._set_fatal(exc)
+
+    def _send(self, w: _Work) -> None:
+        assert self.journal is not None
+        rec = w.mapped
+        keyed = rec.id is not None
+        # Only an unkeyed Create needs its attempt on disk before it goes: nothing else can tell a resume
+        # that it may have landed. Keyed rows are settled by Retrieve or an idempotent re-send.
+        self.journal.mark_sending(w.line, durable=not keyed and self.mode in ("create", "upsert"))
+        try:
+            crm_id, outcome = send_one(self.client, self.entity, self.mode, rec)
+        except CrmLoadError as exc:
+            verdict, phase = classify(exc, keyed=keyed, mode=self.mode)
+            if verdict == "reject":
+                self._reject(w.line, rec.key, phase, _send_error(exc), w.values)
+            elif verdict == "in_doubt":
+                self.journal.settle(w.line, "in_doubt", phase=phase, error=f"{_IN_DOUBT}: {exc}")
+                self.progress.add("in_doubt")
+            else:
+                self._set_fatal(exc)
+            return
+        self.journal.settle(w.line, "done", crm_id=str(crm_id) if crm_id else None, outcome=outcome)
+        self.progress.add("done")
+
+    def _set_fatal(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+            log.error("stopping the run: %s", exc)
+        self._stop.set()
+
+    # -- resume ----------------------------------------------------------------------------------------------
+    def _settle_maybe_sent(self) -> None:
+        """Settle rows an earlier run may have sent without recording the answer, before sending anything new."""
+        assert self.journal is not None
+        for line, _key, crm_id, state in self.journal.maybe_sent():
+            if crm_id is None:
+                self.journal.settle(line, "in_doubt", phase="send", error=_IN_DOUBT)
+                continue
+            if self.mode != "create":
+                if state == "in_doubt":
+                    self.journal.settle(line, "pending")
+                continue  # update, upsert and delete are re-sent as they are: idempotent by id
+            try:
+                self.client.retrieve(self.entity, UUID(crm_id), columns=[self.mapper.primary_key])
+            except RecordNotFound:
+                self.journal.settle(line, "pending")
+                self.journal.reset_attempts(line)
+                continue
+            self.journal.settle(line, "done", crm_id=crm_id, outcome="created")
+        self.journal.flush()
+
+    # -- summary ---------------------------------------------------------------------------------------------
+    def _summary(self, started: float) -> Summary:
+        assert self.journal is not None
+        counts = self.journal.counts()
+        elapsed = max(self._clock() - started, 1e-9)
+        stats = self.client.stats() if self.client is not None and not self.dry_run else {}
+        fatal = self._fatal
+        return Summary(
+            entity=self.entity,
+            mode=self.mode,
+            dry_run=self.dry_run,
+            read=counts["read"],
+            done=counts["done"],
+            rejected=counts["rejected"],
+            in_doubt=counts["in_doubt"],
+            pending=counts["pending"],
+            already_present=counts["already_present"],
+            skipped_from_journal=self._skipped,
+            duration_s=round(elapsed, 3),
+            records_per_s=round((counts["read"] - self._skipped) / elapsed, 1),
+            client=client_numbers(stats) if stats else {},
+            in_doubt_lines=[line for line, _k, _e in self.journal.rows("in_doubt")],
+            journal=None if self.journal.path == ":memory:" else self.journal.path,
+            rejects=str(self.rejects.path) if self.rejects is not None and self.rejects.count else None,
+            target=self.target.describe(),
+            fatal=f"{type(fatal).__name__}: {fatal}" if fatal else None,
+        )
+
+    def close(self) -> None:
+        """Close the journal (the client belongs to the caller)."""
+        if self.journal is not None and not isinstance(self._journal_arg, Journal):
+            self.journal.close()
+        self.journal = None
+
+
+def _read_error(row: SourceRow) -> str:
+    assert row.error is not None
+    if row.extra:
+        shown = ", ".join(repr(x[:40]) for x in row.extra[:5])
+        return f"{row.error} (extra fields: {shown})"
+    return str(row.error)
+
+
+def _send_error(exc: BaseException) -> str:
+    code = getattr(exc, "code", None)
+    return f"{type(exc).__name__}{f' {code}' if code else ''}: {exc}"

@@ -1,0 +1,84 @@
+"""One row, one mode: the CRM calls a row needs, and what an error means for that row.
+
+Kept apart from the engine so the rules read in one place:
+- a ``CrmFault`` (bad value, privilege, duplicate of an unkeyed row) rejects the row, phase ``send``;
+- an ``EncodingError`` (a value XML cannot carry) rejects it, phase ``map``;
+- a lost answer to an unkeyed Create (not retried, since it may have landed) puts it ``in_doubt``;
+- anything that will fail every row alike (credentials refused, retries exhausted on the connection) is fatal:
+  the run stops and the row stays pending for ``--resume``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from crmload.errors import (
+    AuthenticationError,
+    ConfigError,
+    CrmFault,
+    DuplicateRecord,
+    EncodingError,
+    InputError,
+    ProtocolError,
+    RecordNotFound,
+    ResponseLostError,
+    RetryExhaustedError,
+)
+from crmload.load.mapping import Mapped
+
+__all__ = ["classify", "send_one"]
+
+
+def send_one(client: Any, entity: str, mode: str, rec: Mapped) -> tuple[UUID | None, str]:
+    """Make the calls ``mode`` needs for ``rec``; return ``(crm id, outcome)``.
+
+    Outcomes: created, updated, deleted, already_present (create of a keyed row that exists),
+    already_absent (delete of a row that is gone).
+    """
+    if mode == "create":
+        try:
+            return client.create(entity, rec.attrs, id=rec.id), "created"
+        except DuplicateRecord:
+            if rec.id is None:
+                raise
+            return rec.id, "already_present"
+    assert rec.id is not None
+    if mode == "update":
+        client.update(entity, rec.id, rec.attrs)
+        return rec.id, "updated"
+    if mode == "upsert":
+        try:
+            return client.create(entity, rec.attrs, id=rec.id), "created"
+        except DuplicateRecord:
+            client.update(entity, rec.id, rec.attrs)
+            return rec.id, "updated"
+    if mode == "delete":
+        try:
+            client.delete(entity, rec.id)
+        except RecordNotFound:
+            return rec.id, "already_absent"
+        return rec.id, "deleted"
+    raise ConfigError(f"unknown mode {mode!r}")
+
+
+def _cause(exc: BaseException) -> BaseException:
+    return exc.last if isinstance(exc, RetryExhaustedError) and exc.last is not None else exc
+
+
+def classify(exc: BaseException, *, keyed: bool, mode: str) -> tuple[str, str]:
+    """Return ``(verdict, phase)`` for an error met sending one row; verdict is reject, in_doubt or fatal."""
+    cause = _cause(exc)
+    unkeyed_create = not keyed and mode in ("create", "upsert")
+    if isinstance(cause, (EncodingError, InputError)):
+        return "reject", "map"
+    if isinstance(cause, CrmFault):
+        return "reject", "send"
+    if isinstance(cause, ResponseLostError) and unkeyed_create:
+        return "in_doubt", "send"
+    if isinstance(cause, ProtocolError):
+        # One malformed answer is about one row; an unkeyed Create may still have landed.
+        return ("in_doubt" if unkeyed_create else "reject"), "send"
+    if isinstance(cause, AuthenticationError | ConfigError):
+        return "fatal", "send"
+    return "fatal", getattr(cause, "phase", "send")

@@ -1,0 +1,143 @@
+"""The run summary: counts from the journal, numbers from ``CrmClient.stats()``, text and JSON renderings.
+
+The equation ``done + rejected + in doubt == rows read`` is printed in every summary; it fails only when a fatal
+error stopped the run with rows still pending (then ``--resume`` finishes them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["Summary", "client_numbers"]
+
+
+def _pick(stats: Mapping[str, Any], *paths: str, default: Any = 0) -> Any:
+    """Return the first present value among dotted ``paths`` in a nested stats dict."""
+    for path in paths:
+        node: Any = stats
+        for part in path.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                break
+            node = node[part]
+        else:
+            return node
+    return default
+
+
+def client_numbers(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """Reduce ``CrmClient.stats()`` to the numbers the summary shows."""
+    calls = int(_pick(stats, "calls", "requests", "transport.requests"))
+    sockets = int(_pick(stats, "sockets_opened", "transport.sockets_opened"))
+    retries = _pick(stats, "retries_by_cause", "retry.by_cause", "retries.by_cause", default={})
+    return {
+        "calls": calls,
+        "sockets_opened": sockets,
+        "reuse_ratio": round(calls / sockets, 1) if sockets else None,
+        "retries": int(_pick(stats, "retries", "retry.retries", "retries.total", default=0) or 0)
+        if not isinstance(_pick(stats, "retries", default=0), Mapping)
+        else int(sum(dict(retries).values())),
+        "retries_by_cause": dict(retries) if isinstance(retries, Mapping) else {},
+        "limiter_wait_s": round(float(_pick(stats, "limiter_wait_s", "limiter.wait_s")), 3),
+        "retry_after_wait_s": round(
+            float(_pick(stats, "retry_after_wait_s", "retry.retry_after_wait_s", "limiter.pause_s")), 3
+        ),
+        "connect_guard_wait_s": round(float(_pick(stats, "connect_guard_wait_s", "guard.wait_s")), 3),
+        "latency_p50_ms": _pick(stats, "latency_p50_ms", "latency.p50_ms", default=None),
+        "latency_p95_ms": _pick(stats, "latency_p95_ms", "latency.p95_ms", default=None),
+        "rate": _pick(stats, "rate", "limiter.current_rate", default=None),
+    }
+
+
+@dataclass(slots=True, kw_only=True)
+class Summary:
+    """What a run did. ``exit_code`` follows the CLI's rules: 0 all done, 3 rejects or in doubt, 1 fatal."""
+
+    entity: str
+    mode: str
+    dry_run: bool = False
+    read: int = 0
+    done: int = 0
+    rejected: int = 0
+    in_doubt: int = 0
+    pending: int = 0
+    already_present: int = 0
+    skipped_from_journal: int = 0
+    duration_s: float = 0.0
+    records_per_s: float = 0.0
+    client: dict[str, Any] = field(default_factory=dict)
+    in_doubt_lines: list[int] = field(default_factory=list)
+    journal: str | None = None
+    rejects: str | None = None
+    target: str | None = None
+    fatal: str | None = None
+
+    @property
+    def balanced(self) -> bool:
+        """True when every row read ended done, rejected or in doubt."""
+        return self.done + self.rejected + self.in_doubt == self.read
+
+    @property
+    def exit_code(self) -> int:
+        """0 all done, 3 finished with rejected or in-doubt rows, 1 stopped by a fatal error."""
+        if self.fatal or not self.balanced:
+            return 1
+        return 3 if self.rejected or self.in_doubt else 0
+
+    def equation(self) -> str:
+        """``done + rejected + in doubt == rows read``, with the numbers and whether it holds."""
+        sign = "==" if self.balanced else "!="
+        text = f"{self.done} done + {self.rejected} rejected + {self.in_doubt} in doubt {sign} {self.read} rows read"
+        return text if self.balanced else f"{text} ({self.pending} pending: run again with --resume)"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as plain JSON-ready data (what ``--json`` prints)."""
+        out = asdict(self)
+        out["balanced"] = self.balanced
+        out["equation"] = self.equation()
+        out["exit_code"] = self.exit_code
+        return out
+
+    def to_json(self) -> str:
+        """One JSON object on one line."""
+        return json.dumps(self.to_dict(), sort_keys=True, default=str)
+
+    def render(self) -> str:
+        """The human summary, a few aligned lines."""
+        c = self.client
+        verb = "validated (dry run, nothing sent)" if self.dry_run else "done"
+        lines = [
+            f"{self.entity} ({self.mode}): {self.read} rows read, {self.done} {verb}, {self.rejected} rejected, "
+            f"{self.in_doubt} in doubt" + (f", {self.already_present} already present" if self.already_present else ""),
+            f"  {self.equation()}",
+            f"  {self.duration_s:.1f} s, {self.records_per_s:.1f} records/s",
+        ]
+        if not self.dry_run and c:
+            reuse = f"{c.get('reuse_ratio')} calls per socket" if c.get("reuse_ratio") else "n/a"
+            causes = ", ".join(f"{k} {v}" for k, v in sorted(c.get("retries_by_cause", {}).items())) or "none"
+            lines += [
+                f"  {c.get('calls', 0)} calls over {c.get('sockets_opened', 0)} sockets ({reuse})",
+                f"  retries: {causes}",
+                f"  waited {c.get('limiter_wait_s', 0)} s on the rate limiter, "
+                f"{c.get('retry_after_wait_s', 0)} s on Retry-After",
+                f"  latency p50 {_ms(c.get('latency_p50_ms'))}, p95 {_ms(c.get('latency_p95_ms'))}",
+            ]
+        if self.skipped_from_journal:
+            lines.append(f"  {self.skipped_from_journal} rows already settled by an earlier run (journal)")
+        if self.in_doubt_lines:
+            shown = ", ".join(str(n) for n in self.in_doubt_lines[:20])
+            more = "" if len(self.in_doubt_lines) <= 20 else f" and {len(self.in_doubt_lines) - 20} more"
+            lines.append(f"  in doubt (may exist in CRM; check before importing again): lines {shown}{more}")
+        if self.rejected and self.rejects:
+            lines.append(f"  rejects: {self.rejects} (fix and import it again as is)")
+        if self.journal:
+            lines.append(f"  journal: {self.journal}")
+        if self.fatal:
+            lines.append(f"  stopped: {self.fatal}")
+        return "\n".join(lines)
+
+
+def _ms(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.1f} ms"
