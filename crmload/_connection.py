@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
@@ -30,8 +31,13 @@ class GuardLike(Protocol):
 class ConnectionMeter:
     """Thread-safe tally of connects: attempts, sockets opened, failures, and time waited on the guard."""
 
-    def __init__(self, guard: GuardLike) -> None:
+    def __init__(self, guard: GuardLike, clock: Callable[[], float] = time.monotonic) -> None:
         self._guard = guard
+        self._clock = clock
+        # On the guard's clock: just before the first guard call, and just after the latest one returned.
+        # Every guard slot lies between them, so (attempts - burst) / (last - first) bounds the connect rate.
+        self.first_connect_at: float | None = None
+        self.last_connect_at: float | None = None
         self._lock = threading.Lock()
         self.connect_attempts = 0
         self.sockets_opened = 0
@@ -43,8 +49,14 @@ class ConnectionMeter:
         """Pass the guard, then open the socket with ``new_conn`` and count the outcome."""
         # The guard runs before every connect attempt, including retries of a refused connect: a failed
         # attempt may still have consumed a local port.
-        waited = self._guard.acquire()
+        before = self._clock()
         with self._lock:
+            if self.first_connect_at is None:
+                self.first_connect_at = before
+        waited = self._guard.acquire()
+        after = self._clock()
+        with self._lock:
+            self.last_connect_at = after if self.last_connect_at is None else max(self.last_connect_at, after)
             self.connect_attempts += 1
             if waited > 0:
                 self.guard_waits += 1
@@ -62,7 +74,9 @@ class ConnectionMeter:
     def snapshot(self) -> dict[str, Any]:
         """Return the counters as a plain dict."""
         with self._lock:
+            first, last = self.first_connect_at, self.last_connect_at
             return {
+                "connect_window_s": 0.0 if first is None or last is None else last - first,
                 "sockets_opened": self.sockets_opened,
                 "connect_attempts": self.connect_attempts,
                 "connect_failures": self.connect_failures,

@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -157,6 +158,7 @@ class Transport:
         limits: pool shape (:class:`PoolLimits`).
         trust_env_per_call: let requests re-read proxies/netrc on every call (slower; for benchmarks and for
             programs that change proxy variables while running).
+        clock: the guard's clock, used to time-stamp the connect window in ``stats()``.
 
     Auth seam:
         NTLM authenticates a *connection*, not a request, so its handshake must stay on one socket.
@@ -179,6 +181,7 @@ class Transport:
         proxies: Mapping[str, str] | None = None,
         limits: PoolLimits | None = None,
         trust_env_per_call: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -192,7 +195,7 @@ class Transport:
         ).geturl()
         self._timeout = (timeout or DEFAULT_TIMEOUT).as_tuple()
         self._auth = auth
-        self._meter = ConnectionMeter(guard)
+        self._meter = ConnectionMeter(guard, clock)
         self._pool_classes = counting_pool_classes(self._meter)
         self._per_call_env = trust_env_per_call
         self._env = (

@@ -1,0 +1,322 @@
+"""CrmClient: one thread-safe client per process for the CRM 4.0 endpoint (CrmService.asmx).
+
+An operation is codec + limiter + retry + transport. Each attempt waits for the call limiter, posts the
+envelope over the pooled keep-alive transport (whose every new socket passes the connect guard), and turns the
+answer into a value or a typed crmload error. tenacity decides what is retried, by phase: never-sent errors
+always, maybe-applied errors only for idempotent operations (Update, Delete, Retrieve*, Fetch, WhoAmI, and
+Create with a client-chosen ``id=``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+from crmload._client_stats import CallStats
+from crmload._errmap import map_transport_errors
+from crmload.budget import DEFAULT_PORT_BUDGET, PortBudget
+from crmload.errors import (
+    ConfigError,
+    CrmLoadError,
+    DuplicateRecord,
+    RecordNotFound,
+    ResponseLostError,
+    ServerBusyError,
+)
+from crmload.retry import DEFAULT_RETRY_POLICY, RetryPolicy, RetryStats, retrying
+from crmload.soap.codec2007 import Codec2007, WhoAmI
+from crmload.soap.faults import parse_fault
+from crmload.throttle import CallLimiter, ConnectGuard, RateLimit
+from crmload.transport import PoolLimits, Timeout, Transport
+
+__all__ = ["CrmClient"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_CONTENT_TYPE = "text/xml; charset=utf-8"
+
+
+def _rate_limit(rate: RateLimit | float | str | None, budget: PortBudget) -> RateLimit:
+    """None means the port budget (safe even with no reuse); a number or a string sets it."""
+    if rate is None:
+        return RateLimit(per_second=budget.per_second)
+    if isinstance(rate, RateLimit):
+        return rate
+    if isinstance(rate, str):
+        return RateLimit.parse(rate)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+        raise ConfigError(f"rate must be a RateLimit, a number, 'auto' or 'unlimited', not {rate!r}")
+    return RateLimit(per_second=float(rate))
+
+
+class CrmClient:
+    """Create, update, delete and read CRM 4.0 records from many threads without exhausting local ports.
+
+    Args:
+        url: the CrmService.asmx endpoint, e.g. ``http://crm/MSCRMServices/2007/CrmService.asmx``.
+        org: the organisation's unique name.
+        workers: threads that will share this client; sizes the connection pool.
+        rate: calls per second: a ``RateLimit``, a number, ``"auto"`` or ``"unlimited"``. None (default) means
+            the port budget's rate, about 16/s, which is safe even if keep-alive breaks.
+        budget: the host's port budget for the always-on new-connection guard. None means the 2009 Windows
+            defaults (3,976 ports, 240 s TIME_WAIT: about 16.5 new connections/s), the product's promise for
+            any client; pass ``PortBudget.from_host()`` to use this host's real settings.
+        retry: the retry policy (``DEFAULT_RETRY_POLICY``).
+        timeout: connect and read timeouts (connect 10 s, read 120 s).
+        auth: HTTP authentication; see ``Transport`` for how it plugs in. None means none.
+        verify: TLS verification (on) or a CA bundle path.
+        proxies: explicit proxies; HTTP(S)_PROXY / NO_PROXY are honoured too, read once at start.
+        limits: connection pool shape (``PoolLimits``).
+        clock, sleep: injected time for the limiter, the guard and retry waits.
+
+    Example:
+        >>> with CrmClient(url, org="Contoso", workers=8) as crm:        # doctest: +SKIP
+        ...     account_id = crm.create("account", {"name": "Contoso"})
+        ...     crm.update("account", account_id, {"telephone1": "555-0100"})
+        ...     print(crm.stats()["reuse_ratio"])
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        org: str,
+        workers: int = 1,
+        rate: RateLimit | float | str | None = None,
+        budget: PortBudget | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: Timeout | None = None,
+        auth: Any = None,
+        verify: bool | str = True,
+        proxies: Mapping[str, str] | None = None,
+        limits: PoolLimits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._budget = budget if budget is not None else DEFAULT_PORT_BUDGET
+        self._codec = Codec2007(org)
+        self._limiter = CallLimiter(_rate_limit(rate, self._budget), self._budget, clock=clock, sleep=sleep)
+        self._guard = ConnectGuard(self._budget, clock=clock, sleep=sleep)
+        self._policy = retry if retry is not None else DEFAULT_RETRY_POLICY
+        self._clock = clock
+        self._sleep = sleep
+        self._retry_stats = RetryStats()
+        self._stats = CallStats()
+        self._transport = Transport(
+            url,
+            workers=workers,
+            timeout=timeout,
+            guard=self._guard,
+            auth=auth,
+            verify=verify,
+            proxies=proxies,
+            limits=limits,
+            clock=clock,
+        )
+
+    def __repr__(self) -> str:
+        return f"CrmClient({self._transport.url!r}, org={self._codec.org!r})"
+
+    def __enter__(self) -> CrmClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled connections. Idempotent."""
+        self._transport.close()
+
+    # --- operations -----------------------------------------------------------------------------------------
+
+    def create(
+        self, entity: str, attrs: Mapping[str, object], *, id: uuid.UUID | str | None = None
+    ) -> uuid.UUID:
+        """Create a record and return its id.
+
+        With ``id=`` the create is idempotent: if an attempt lost its answer and the retry then hits
+        DuplicateRecord, a Retrieve confirms that the first attempt landed and the id is returned. Without
+        ``id=`` a lost answer raises ``ResponseLostError`` (maybe applied) and is never re-sent.
+        """
+        key = uuid.UUID(str(id)) if id is not None else None
+        body = self._codec.build_create(entity, attrs, id=key)
+        if key is None:
+            return self._call("Create", body, self._codec.parse_create, idempotent=False)
+        return self._keyed_create(entity, key, body)
+
+    def update(self, entity: str, id: uuid.UUID | str, attrs: Mapping[str, object]) -> None:
+        """Update the given attributes of one record."""
+        body = self._codec.build_update(entity, uuid.UUID(str(id)), attrs)
+        self._call("Update", body, self._codec.parse_empty, idempotent=True)
+
+    def delete(self, entity: str, id: uuid.UUID | str) -> None:
+        """Delete one record."""
+        body = self._codec.build_delete(entity, uuid.UUID(str(id)))
+        self._call("Delete", body, self._codec.parse_empty, idempotent=True)
+
+    def retrieve(
+        self, entity: str, id: uuid.UUID | str, columns: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """Return one record's attributes as typed values; ``columns`` None means all."""
+        body = self._codec.build_retrieve(entity, uuid.UUID(str(id)), columns)
+        return self._call("Retrieve", body, self._codec.parse_retrieve, idempotent=True)
+
+    def retrieve_multiple(
+        self,
+        entity: str,
+        where: Mapping[str, object] | None = None,
+        columns: Sequence[str] | None = None,
+        page_size: int = 5000,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every matching record, page by page, following PagingCookie until MoreRecords is false."""
+        page_number, cookie = 1, None
+        while True:
+            body = self._codec.build_retrieve_multiple(entity, where, columns, page_size, page_number, cookie)
+            page = self._call("RetrieveMultiple", body, self._codec.parse_retrieve_multiple, idempotent=True)
+            yield from page.records
+            if not page.more_records or not page.records:
+                return
+            page_number, cookie = page_number + 1, page.paging_cookie
+
+    def fetch(self, fetch_xml: str) -> str:
+        """Run a FetchXML query and return the resultset XML."""
+        body = self._codec.build_fetch(fetch_xml)
+        return self._call("Fetch", body, self._codec.parse_fetch, idempotent=True)
+
+    def who_am_i(self) -> WhoAmI:
+        """Return the calling user's, business unit's and organisation's ids."""
+        body = self._codec.build_who_am_i()
+        return self._call("WhoAmI", body, self._codec.parse_who_am_i, idempotent=True)
+
+    def execute_raw(self, request_xml: str) -> bytes:
+        """Send ``<Request xsi:type="...">`` inside Execute and return the raw response envelope.
+
+        Not retried after send: an arbitrary request may not be idempotent.
+        """
+        body = self._codec.build_execute(request_xml)
+        return self._call("Execute", body, self._check_raw, idempotent=False)
+
+    # --- stats ----------------------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Calls, sockets opened, reuse ratio, retries by cause, limiter and guard waits, latency, errors."""
+        out = self._stats.snapshot()
+        wire = self._transport.stats()
+        limiter = self._limiter.stats()
+        sockets = wire["sockets_opened"]
+        out.update(
+            requests=wire["requests"],
+            sockets_opened=sockets,
+            connect_attempts=wire["connect_attempts"],
+            reuse_ratio=(wire["requests"] / sockets) if sockets else None,
+            bytes_sent=wire["bytes_sent"],
+            bytes_received=wire["bytes_received"],
+            retries=self._retry_stats.total,
+            retries_by_cause=self._retry_stats.snapshot(),
+            retries_gave_up=self._retry_stats.gave_up,
+            limiter_mode=limiter["mode"],
+            limiter_waits=limiter["waits"],
+            limiter_wait_s=limiter["wait_s"],
+            retry_after_pauses=limiter["pauses"],
+            retry_after_pause_s=limiter["pause_s"],
+            current_rate=limiter["current_rate"],
+            guard_waits=wire["guard_waits"],
+            guard_wait_s=wire["guard_wait_s"],
+            guard_rate=self._guard.rate,
+            guard_burst=self._guard.burst,
+            connect_window_s=wire["connect_window_s"],
+            port_budget_per_s=self._budget.per_second,
+        )
+        return out
+
+    # --- the operation pipeline -----------------------------------------------------------------------------
+
+    def _call(
+        self,
+        op: str,
+        body: bytes,
+        parse: Callable[[bytes], T],
+        *,
+        idempotent: bool,
+        attempt: Callable[[bytes, Mapping[str, str], Callable[[bytes], T]], T] | None = None,
+    ) -> T:
+        """Run one operation with retries; count it, and the error it ends with."""
+        self._stats.call(op)
+        headers = {"Content-Type": _CONTENT_TYPE, "SOAPAction": self._codec.soap_action(op)}
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s request envelope: %s", op, body.decode("utf-8", "replace"))
+        retryer = retrying(
+            self._policy, idempotent=idempotent, sleep=self._sleep, clock=self._clock, stats=self._retry_stats
+        )
+        try:
+            return retryer(attempt or self._attempt, body, headers, parse)
+        except CrmLoadError as exc:
+            self._stats.error(exc)
+            raise
+
+    def _attempt(self, body: bytes, headers: Mapping[str, str], parse: Callable[[bytes], T]) -> T:
+        """One attempt: limiter, POST, fault check, parse. Raises typed crmload errors only."""
+        self._limiter.acquire()
+        started = self._clock()
+        try:
+            reply = self._transport.post(body, headers)
+        except ResponseLostError:
+            self._stats.attempt(None)
+            raise
+        latency = self._clock() - started
+        self._stats.attempt(latency)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("HTTP %d response envelope: %s", reply.status, reply.body.decode("utf-8", "replace"))
+        error = parse_fault(reply.status, reply.body, reply.headers) if reply.status != 200 else None
+        if isinstance(error, ServerBusyError):
+            self._limiter.on_busy(error.retry_after)
+        if error is not None:
+            raise error
+        with map_transport_errors("parse response"):
+            result = parse(reply.body)
+        self._limiter.on_success(latency)
+        return result
+
+    def _keyed_create(self, entity: str, key: uuid.UUID, body: bytes) -> uuid.UUID:
+        """Create with a client-chosen id, retried even after a lost answer, never duplicated.
+
+        A DuplicateRecord on the very first answered attempt means the record existed before: it is raised.
+        After an attempt whose answer was lost, it means that attempt landed: a Retrieve confirms, and the id
+        is returned.
+        """
+        lost = False
+
+        def attempt(
+            body: bytes, headers: Mapping[str, str], parse: Callable[[bytes], uuid.UUID]
+        ) -> uuid.UUID:
+            nonlocal lost
+            try:
+                return self._attempt(body, headers, parse)
+            except ResponseLostError:
+                lost = True
+                raise
+            except DuplicateRecord as dup:
+                if not lost:
+                    raise
+                return self._confirm_created(entity, key, dup)
+
+        return self._call("Create", body, self._codec.parse_create, idempotent=True, attempt=attempt)
+
+    def _confirm_created(self, entity: str, key: uuid.UUID, dup: DuplicateRecord) -> uuid.UUID:
+        """Retrieve the record a lost attempt may have created; return its id, or re-raise the duplicate."""
+        try:
+            self.retrieve(entity, key, columns=[f"{entity}id"])
+        except RecordNotFound:
+            raise dup from None
+        self._stats.confirmed_duplicate()
+        log.info("keyed create of %s %s: earlier attempt landed (confirmed by Retrieve)", entity, key)
+        return key
+
+    def _check_raw(self, body: bytes) -> bytes:
+        self._codec.parse_empty(body)
+        return body
