@@ -1,0 +1,125 @@
+"""``crmload mock``: run the mock CRM 4.0 server until SIGINT/SIGTERM; prints the endpoint URL first."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import Any
+
+__all__ = ["register", "run"]
+
+_EXAMPLES = """examples:
+  python -m crmload mock --port 5555 --org Contoso
+  python -m crmload mock --port 0 --latency-ms 20 --jitter-ms 10 --busy-rate 0.05 --retry-after 2 --seed 7
+  python -m crmload mock --reset-after-commit-rate 0.01 --close-every 100 --max-connections 50
+  python -m crmload mock --user 'CONTOSO\\alice:secret' --first-request-cost-ms 30
+  python -m crmload mock --metadata extra.toml --max-body-bytes 16777216 --idle-timeout 120
+
+The first stdout line is the endpoint URL, e.g. http://127.0.0.1:5555/MSCRMServices/2007/CrmService.asmx.
+Inspect with GET /_mock/stats and GET /_mock/records/<entity>; POST /_mock/reset; POST /_mock/faults (JSON plan).
+"""
+
+
+def _user(text: str) -> tuple[str, str]:
+    name, sep, password = text.partition(":")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError("expected 'DOMAIN\\user:password'")
+    return name, password
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``mock`` subcommand."""
+    p = subparsers.add_parser(
+        "mock",
+        help="run a mock CRM 4.0 server (for tests, benchmarks and rehearsals)",
+        description="Serve a mock CRM 4.0 CrmService.asmx (2007 endpoint) on a real HTTP/1.1 keep-alive socket.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=5555, help="port; 0 picks a free one (default: 5555)")
+    p.add_argument("--org", default="Contoso", help="OrganizationName the auth token must carry (default: Contoso)")
+    f = p.add_argument_group("fault injection (all seeded)")
+    f.add_argument("--latency-ms", type=float, default=0.0, help="fixed delay per SOAP request, e.g. 20")
+    f.add_argument("--jitter-ms", type=float, default=0.0, help="extra uniform random delay in [0, N] ms, e.g. 10")
+    f.add_argument("--busy-rate", type=float, default=0.0, help="fraction answered HTTP 503, e.g. 0.05")
+    f.add_argument("--retry-after", type=float, default=None, metavar="S", help="Retry-After seconds on 503s, e.g. 2")
+    f.add_argument("--reset-before-commit-rate", type=float, default=0.0, help="fraction reset before the store commits")
+    f.add_argument("--reset-after-commit-rate", type=float, default=0.0, help="fraction reset after commit (maybe applied)")
+    f.add_argument("--close-every", type=int, default=0, metavar="N", help="Connection: close every N responses")
+    f.add_argument("--max-connections", type=int, default=0, metavar="N", help="503 + close beyond N open connections")
+    f.add_argument("--first-request-cost-ms", type=float, default=0.0, help="extra delay on a connection's 1st request")
+    f.add_argument("--busy-above-rate", type=float, default=0.0, metavar="R", help="503 when over R requests/s")
+    f.add_argument("--seed", type=int, default=0, help="RNG seed for faults and generated ids (default: 0)")
+    s = p.add_argument_group("server")
+    s.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024, help="request body limit (default: 8 MiB)")
+    s.add_argument("--idle-timeout", type=float, default=120.0, metavar="S", help="close idle keep-alive connections")
+    s.add_argument(
+        "--user",
+        action="append",
+        type=_user,
+        default=[],
+        metavar="'DOMAIN\\user:password'",
+        help="require NTLM for this user (repeatable)",
+    )
+    s.add_argument("--auth-persist-single-request", action="store_true", help="NTLM authenticates one request only")
+    s.add_argument("--metadata", default=None, metavar="FILE", help="JSON/TOML file adding entities/attributes")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the server, print its URL, and serve until SIGINT/SIGTERM."""
+    from crmload.errors import ConfigError
+    from crmload.mock import FaultPlan, MockCrm
+
+    plan = FaultPlan(
+        latency_ms=args.latency_ms,
+        jitter_ms=args.jitter_ms,
+        busy_rate=args.busy_rate,
+        retry_after_s=args.retry_after,
+        reset_before_commit_rate=args.reset_before_commit_rate,
+        reset_after_commit_rate=args.reset_after_commit_rate,
+        close_every=args.close_every,
+        max_connections=args.max_connections,
+        first_request_cost_ms=args.first_request_cost_ms,
+        busy_above_rate=args.busy_above_rate,
+        seed=args.seed,
+    )
+    if args.max_body_bytes <= 0 or args.idle_timeout <= 0:
+        raise ConfigError("--max-body-bytes and --idle-timeout must be positive")
+    server = MockCrm(
+        org=args.org,
+        host=args.host,
+        port=args.port,
+        faults=plan,
+        metadata=args.metadata,
+        users=dict(args.user) or None,
+        idle_timeout_s=args.idle_timeout,
+        max_body_bytes=args.max_body_bytes,
+        auth_persist_single_request=args.auth_persist_single_request,
+        seed=args.seed,
+    )
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    old = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.start()
+        print(server.url, flush=True)
+        print(f"crmload mock: serving org {args.org!r}; Ctrl-C to stop", file=sys.stderr, flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    stats = server.stats()
+    print(
+        f"crmload mock: stopped after {stats['requests']} requests on {stats['connections_accepted']} connections",
+        file=sys.stderr,
+    )
+    return 0
