@@ -120,9 +120,10 @@ class RateLimit:
         per_second: the fixed rate; None means unlimited, or with ``auto`` "start at the port budget".
         burst: calls that may start at once after an idle period.
         auto: adapt the rate: start at ``per_second`` (or the port budget), grow by ``auto_increase`` (a
-            fraction) after every ``auto_window`` successful calls while the latency EWMA stays within
-            ``auto_latency_factor`` x its lowest value, and multiply by ``auto_decrease`` on a busy answer or
-            rising latency (at most once per ``auto_cooldown_s``). Kept within ``auto_min``..``auto_max``.
+            fraction) after every ``auto_window`` successful calls in which the limiter made some call wait,
+            while the latency EWMA stays within ``auto_latency_factor`` x its lowest value; multiply by
+            ``auto_decrease`` on a busy answer or rising latency (at most once per ``auto_cooldown_s``).
+            Kept within ``auto_min``..``auto_max``.
         pause_max_s: the longest Retry-After pause honoured.
 
     Example:
@@ -275,7 +276,9 @@ class CallLimiter:
         )
         self._wait_s = 0.0
         self._pause_s = 0.0
-        # auto state: latency EWMA, its lowest value (the baseline), successes in this window, last decrease
+        # auto state: latency EWMA, its lowest value (the baseline), successes in this window, last decrease,
+        # and whether any call had to wait for the limiter since the last change
+        self._limited = False
         self._ewma: float | None = None
         self._baseline: float | None = None
         self._window = 0
@@ -311,6 +314,7 @@ class CallLimiter:
         with self._lock:
             self._counts["waits"] += 1
             self._wait_s += wait
+            self._limited = True
         return wait
 
     def on_success(self, latency_s: float) -> None:
@@ -329,7 +333,9 @@ class CallLimiter:
             self._window = 0
             if ewma > rate.auto_latency_factor * self._baseline:
                 self._decrease(self._clock(), "latency")
-            else:
+            elif self._limited:
+                # Grow only while the limiter is what holds calls back; otherwise the number would climb
+                # without meaning and take many halvings to come back down when the server strains.
                 self._increase()
 
     def on_busy(self, retry_after_s: float | None = None) -> None:
@@ -353,6 +359,7 @@ class CallLimiter:
         assert self._bucket is not None  # auto always has a bucket
         old = self._bucket.rate
         new = min(old * (1 + self._rate.auto_increase), self._rate.auto_max or math.inf)
+        self._limited = False
         if new > old:
             self._bucket.set_rate(new)
             self._counts["rate_increases"] += 1

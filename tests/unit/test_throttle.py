@@ -134,27 +134,43 @@ def test_rate_change_applies_to_the_next_reservation() -> None:
     assert clock() - before == pytest.approx(0.5)
 
 
+def calls(lim: CallLimiter, n: int, latency_s: float = 0.05) -> None:
+    """``n`` calls as a worker makes them: acquire, then report success."""
+    for _ in range(n):
+        lim.acquire()
+        lim.on_success(latency_s)
+
+
 def test_auto_starts_at_budget_and_ramps_up_on_success() -> None:
     clock = FakeClock()
     lim = limiter(RateLimit.parse("auto"), clock)
     start = DEFAULT_PORT_BUDGET.per_second
     assert lim.current_rate == pytest.approx(start)
-    for _ in range(19):
-        lim.on_success(0.05)
+    calls(lim, 19)
     assert lim.current_rate == pytest.approx(start)  # a window is 20 successes
-    lim.on_success(0.05)
+    calls(lim, 1)
     assert lim.current_rate == pytest.approx(start * 1.1)
-    for _ in range(20 * 9):
-        lim.on_success(0.05)
+    calls(lim, 20 * 9)
     assert lim.current_rate == pytest.approx(start * 1.1**10)
     assert lim.stats()["rate_increases"] == 10
+    assert lim.stats()["peak_rate"] == pytest.approx(start * 1.1**10)
+
+
+def test_auto_does_not_grow_while_the_limiter_is_not_what_holds_calls_back() -> None:
+    clock = FakeClock()
+    lim = limiter(RateLimit(per_second=16, auto=True), clock)
+    for _ in range(100):
+        clock.advance(1.0)  # slow workers: every acquire finds its slot long free
+        lim.acquire()
+        lim.on_success(0.05)
+    assert lim.current_rate == 16
+    assert clock.sleeps == []
 
 
 def test_auto_ramp_is_capped_by_auto_max() -> None:
     clock = FakeClock()
     lim = limiter(RateLimit.parse("auto:20"), clock)
-    for _ in range(20 * 10):
-        lim.on_success(0.05)
+    calls(lim, 20 * 10)
     assert lim.current_rate == pytest.approx(20.0)
 
 
@@ -190,11 +206,9 @@ def test_auto_halves_on_busy_once_per_cooldown_and_respects_the_floor() -> None:
 def test_auto_cuts_back_when_latency_rises() -> None:
     clock = FakeClock()
     lim = limiter(RateLimit(per_second=16, auto=True), clock)
-    for _ in range(20):
-        lim.on_success(0.05)
+    calls(lim, 20)
     assert lim.current_rate == pytest.approx(17.6)
-    for _ in range(20):
-        lim.on_success(0.5)  # the EWMA climbs well past 2x its lowest value
+    calls(lim, 20, latency_s=0.5)  # the EWMA climbs well past 2x its lowest value
     assert lim.current_rate == pytest.approx(8.8)
 
 
