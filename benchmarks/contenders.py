@@ -103,13 +103,19 @@ def make_zeep(args: argparse.Namespace) -> tuple[Call, Callable[[], dict[str, An
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=1, pool_maxsize=args.workers)
     session.mount("http://", adapter)
-    client = zeep.Client(str(WSDL), transport=zeep.Transport(session=session, timeout=30, operation_timeout=30))
-    service = client.create_service("{http://schemas.microsoft.com/crm/2007/WebServices}CrmServiceSoap", args.url)
+    client = zeep.Client(
+        str(WSDL), transport=zeep.Transport(session=session, timeout=30, operation_timeout=30)
+    )
+    service = client.create_service(
+        "{http://schemas.microsoft.com/crm/2007/WebServices}CrmServiceSoap", args.url
+    )
     ws06 = "{http://schemas.microsoft.com/crm/2006/WebServices}"
     dynamic = client.get_type(ws06 + "DynamicEntity")
     string_prop = client.get_type(ws06 + "StringProperty")
     token = client.get_element("{http://schemas.microsoft.com/crm/2007/WebServices}CrmAuthenticationToken")
-    header = token(AuthenticationType=0, OrganizationName=ORG, CallerId="00000000-0000-0000-0000-000000000000")
+    header = token(
+        AuthenticationType=0, OrganizationName=ORG, CallerId="00000000-0000-0000-0000-000000000000"
+    )
 
     def call(i: int) -> None:
         props = [string_prop(Name=k, Value=v) for k, v in record(args.tag, i).items()]
@@ -224,11 +230,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     state = _Run(args, call)
     cpu0 = time.process_time()
     state.t0 = t0 = time.monotonic()
-    threads = [threading.Thread(target=state.worker, daemon=True) for _ in range(args.workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    if args.workers == 1:
+        # In the main thread, so cProfile (which follows one thread) sees the whole loop.
+        state.worker()
+    else:
+        threads = [threading.Thread(target=state.worker, daemon=True) for _ in range(args.workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     wall = time.monotonic() - t0
     cpu = time.process_time() - cpu0
     ok = int(repr(state.done)[6:-1]) - 1

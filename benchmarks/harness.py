@@ -36,6 +36,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 PYTHON = sys.executable
 #: How the mock server is started; its first stdout line is its endpoint URL.
 MOCK_ARGV = [PYTHON, "-m", "crmload", "mock"]
+#: How the mock server is started; its first stdout line is its endpoint URL.
+MOCK_ARGV = [PYTHON, "-m", "crmload", "mock"]
 
 _FETCH = (
     "import sys,urllib.request as u;"
@@ -65,8 +67,8 @@ class ProcResult:
 
     def json_line(self) -> dict[str, Any]:
         """Return the last JSON object the process printed on stdout, or raise with its stderr."""
-        for line in reversed(self.stdout.strip().splitlines()):
-            line = line.strip()
+        for raw in reversed(self.stdout.strip().splitlines()):
+            line = raw.strip()
             if line.startswith("{"):
                 return dict(json.loads(line))
         raise RuntimeError(f"no JSON on stdout (rc={self.rc}); stderr tail: {self.stderr[-1500:]}")
@@ -89,7 +91,9 @@ def run_process(
         threads = [threading.Thread(target=_watchdog, args=(proc.pid, timeout_s, stop), daemon=True)]
         if sample_rss_s:
             threads.append(
-                threading.Thread(target=_sample_rss, args=(proc.pid, sample_rss_s, t0, samples, stop), daemon=True)
+                threading.Thread(
+                    target=_sample_rss, args=(proc.pid, sample_rss_s, t0, samples, stop), daemon=True
+                )
             )
         for t in threads:
             t.start()
@@ -122,15 +126,45 @@ def _watchdog(pid: int, timeout_s: float, stop: threading.Event) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def _sample_rss(pid: int, every_s: float, t0: float, out: list[tuple[float, int]], stop: threading.Event) -> None:
+def _sample_rss(
+    pid: int, every_s: float, t0: float, out: list[tuple[float, int]], stop: threading.Event
+) -> None:
+    while not stop.wait(every_s):
+        rss = proc_rss(pid)
+        if rss is None:
+            return
+        out.append((round(time.monotonic() - t0, 3), rss))
+
+
+def proc_rss(pid: int) -> int | None:
+    """Resident set size of ``pid`` in bytes (``/proc``, else psutil), or None when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return None
+    except FileNotFoundError:
+        return None
+    except OSError:
+        pass
     import psutil
 
     try:
-        proc = psutil.Process(pid)
-        while not stop.wait(every_s):
-            out.append((round(time.monotonic() - t0, 3), int(proc.memory_info().rss)))
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return
+        return int(psutil.Process(pid).memory_info().rss)
+    except psutil.Error:
+        return None
+
+
+def proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) ``pid`` has used so far (``/proc``, else psutil)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        import psutil
+
+        t = psutil.Process(pid).cpu_times()
+        return float(t.user + t.system)
 
 
 class Mock:
@@ -162,7 +196,9 @@ class Mock:
             with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - our own loopback mock
                 return str(resp.read().decode())
         argv = [PYTHON, "-c", _FETCH, url] + ([body] if body is not None else [])
-        res = subprocess.run(netns.wrap(argv, self.ns), capture_output=True, text=True, check=True, timeout=60)
+        res = subprocess.run(
+            netns.wrap(argv, self.ns), capture_output=True, text=True, check=True, timeout=60
+        )
         return res.stdout
 
     def stats(self) -> dict[str, Any]:
@@ -175,10 +211,7 @@ class Mock:
 
     def cpu_s(self) -> float:
         """CPU seconds the mock process has used so far."""
-        import psutil
-
-        t = psutil.Process(self.proc.pid).cpu_times()
-        return float(t.user + t.system)
+        return proc_cpu_s(self.proc.pid)
 
     def stop(self) -> None:
         """Stop the server process."""
@@ -211,7 +244,10 @@ def stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]
     """Return the server-side counts a run added: connections accepted, requests, records per entity."""
     rb, ra = before.get("records_by_entity", {}), after.get("records_by_entity", {})
     return {
-        "connections_accepted": after.get("connections_accepted", 0) - before.get("connections_accepted", 0),
+        # Minus one: the GET that read ``after`` came in on a connection of its own.
+        "connections_accepted": after.get("connections_accepted", 0)
+        - before.get("connections_accepted", 0)
+        - 1,
         "requests": after.get("requests", 0) - before.get("requests", 0),
         "records_by_entity": {k: ra.get(k, 0) - rb.get(k, 0) for k in ra},
         "connections_peak": after.get("connections_peak"),

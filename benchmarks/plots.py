@@ -1,0 +1,138 @@
+"""PNG plots for BENCHMARKS.md, drawn from the result JSON only (matplotlib, the optional ``bench`` extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+COLORS = {"naive": "#d62728", "zeep": "#ff7f0e", "crmload": "#2ca02c", "cli": "#17becf", "raw": "#7f7f7f"}
+
+
+def available() -> bool:
+    """Whether matplotlib (the optional ``bench`` extra) is installed; without it the report has no plots."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    # A fixed metadata date keeps regenerated PNGs byte-stable when the data did not change.
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    _plt().close(fig)
+    return path
+
+
+def sockets_vs_records(doc: dict[str, Any], path: Path) -> Path | None:
+    """Sockets opened against records sent, one line per contender (first run of each)."""
+    runs = [r for r in doc.get("runs", []) if r.get("rep", 0) == 0 and r.get("series")]
+    if not runs:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in runs:
+        xs = [0] + [p[0] for p in r["series"]]
+        ys = [0] + [p[1] for p in r["series"]]
+        ax.plot(xs, ys, label=r["contender"], color=COLORS.get(r["contender"]))
+        if r.get("first_error_call"):
+            ax.annotate("fails", (xs[-1], ys[-1]), textcoords="offset points", xytext=(5, 5))
+    ax.axhline(doc.get("ports", 990), ls="--", color="k", lw=0.8, label="port budget")
+    ax.set_xlabel("records sent")
+    ax.set_ylabel("sockets opened (client connect calls)")
+    ax.set_yscale("symlog")
+    ax.set_title("Port wall: sockets opened vs records sent")
+    ax.legend()
+    return _save(fig, path)
+
+
+def records_per_s(doc: dict[str, Any], path: Path) -> Path | None:
+    """Grouped bars: median records/s by contender and worker count."""
+    rows = doc.get("summary", [])
+    if not rows:
+        return None
+    plt = _plt()
+    workers = sorted({r["workers"] for r in rows})
+    names = [n for n in COLORS if any(r["contender"] == n for r in rows)]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        vals = [
+            next((r["records_per_s"] or 0 for r in rows if r["contender"] == name and r["workers"] == w), 0)
+            for w in workers
+        ]
+        xs = [j + i * width for j in range(len(workers))]
+        ax.bar(xs, vals, width, label=name, color=COLORS.get(name))
+    ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(workers))])
+    ax.set_xticklabels([f"{w} workers" for w in workers])
+    ax.set_ylabel("records/s (median)")
+    ax.set_title("Throughput on keep-alive, no latency")
+    ax.legend()
+    return _save(fig, path)
+
+
+def limiter_rates(doc: dict[str, Any], path: Path) -> Path | None:
+    """Achieved calls/s over time for the fixed rates and for ``auto``."""
+    series = [(f"--rate {r['rate']:g}", r["rate_series"], r["rate"]) for r in doc.get("fixed", [])]
+    auto = doc.get("auto") or {}
+    if auto.get("rate_series"):
+        series.append((f"auto (busy above {auto.get('busy_above')}/s)", auto["rate_series"], None))
+    if not series:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(len(series), 1, figsize=(7, 2.3 * len(series)), squeeze=False)
+    for ax, (label, pts, target) in zip(axes[:, 0], series, strict=True):
+        ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", label=label)
+        if target:
+            ax.axhline(target, ls="--", color="k", lw=0.8, label="target")
+        if target is None and auto.get("busy_above"):
+            ax.axhline(auto["busy_above"], ls="--", color="r", lw=0.8, label="mock busy threshold")
+        ax.set_ylabel("calls/s (0.5 s bins)")
+        ax.legend(loc="lower right")
+    axes[-1, 0].set_xlabel("seconds")
+    return _save(fig, path)
+
+
+def rss_over_time(doc: dict[str, Any], path: Path) -> Path | None:
+    """RSS of the ``crmload import`` process over time."""
+    series = (doc.get("run") or {}).get("rss_series") or []
+    if not series:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot([p[0] for p in series], [p[1] / 2**20 for p in series], color=COLORS["cli"])
+    ax.axhline(100, ls="--", color="k", lw=0.8, label="goal: 100 MiB")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("RSS (MiB)")
+    ax.set_title(f"crmload import of {doc.get('rows', 0):,} rows: RSS over time")
+    ax.legend()
+    return _save(fig, path)
+
+
+def latency_scaling(doc: dict[str, Any], path: Path) -> Path | None:
+    """Achieved calls/s against the ideal workers / 20 ms."""
+    rows = sorted(doc.get("summary", []), key=lambda r: r["workers"])
+    if not rows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ws = [r["workers"] for r in rows]
+    ax.plot(ws, [r["ideal_per_s"] for r in rows], "k--", label="ideal (workers / 0.02 s)")
+    ax.plot(ws, [r["records_per_s"] for r in rows], "o-", color=COLORS["crmload"], label="crmload")
+    ax.set_xlabel("workers")
+    ax.set_ylabel("calls/s")
+    ax.set_title("Latency-bound (20 ms per call)")
+    ax.legend()
+    return _save(fig, path)
