@@ -49,9 +49,13 @@ def parse_xml(body: bytes) -> etree._Element:
     if not body:
         raise ProtocolError("empty response body where XML was expected")
     try:
-        return etree.fromstring(body, PARSER)
+        root = etree.fromstring(body, PARSER)
     except (etree.XMLSyntaxError, ValueError) as exc:
         raise ProtocolError(f"response is not well-formed XML ({exc}): {excerpt(body)}") from None
+    # CRM never sends a DTD. Refusing one outright beats half-resolved entity references in values.
+    if root.getroottree().docinfo.doctype:
+        raise ProtocolError("response carries a DOCTYPE; refused (CRM never sends one)")
+    return root
 
 
 def _local(el: etree._Element) -> str:
@@ -207,8 +211,8 @@ def parse_fault(status: int, body: bytes, headers: Mapping[str, str]) -> CrmLoad
     fault = None
     if body.lstrip()[:1] == b"<":
         try:
-            root = etree.fromstring(body, PARSER)
-        except (etree.XMLSyntaxError, ValueError):
+            root = parse_xml(body)
+        except ProtocolError:
             root = None
         if root is not None:
             fault = _soap_fault(root)
