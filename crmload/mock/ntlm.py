@@ -138,8 +138,8 @@ class NtlmAuthenticator:
         with self._lock:
             return dict(self._stats)
 
-    def reset_stats(self) -> None:
-        """Zero the counters (the mock's ``reset()`` may call this)."""
+    def reset(self) -> None:
+        """Zero the counters (the mock's ``reset()`` calls this); connections keep their auth."""
         with self._lock:
             for key in self._stats:
                 self._stats[key] = 0
