@@ -121,8 +121,8 @@ class Loader:
         self.progress = progress or Progress()
         self.batch_size = batch_size
         self.target = target or Target(
-            url=public_url(str(getattr(client, "url", "") or "")),
-            org=str(getattr(client, "org", "") or ""),
+            url=public_url(_client_attr(client, "url", "_transport")),
+            org=_client_attr(client, "org", "_codec"),
             entity=self.entity,
             mode=mode,
             key=self.mapper.key,
@@ -368,3 +368,9 @@ def _read_error(row: SourceRow) -> str:
 def _send_error(exc: BaseException) -> str:
     code = getattr(exc, "code", None)
     return f"{type(exc).__name__}{f' {code}' if code else ''}: {exc}"
+
+
+def _client_attr(client: Any, name: str, holder: str) -> str:
+    """The client's URL or org, for the journal's target (``client.url``, else its transport's or codec's)."""
+    value = getattr(client, name, None) or getattr(getattr(client, holder, None), name, None)
+    return str(value or "")

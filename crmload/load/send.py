@@ -36,9 +36,11 @@ def send_one(client: Any, entity: str, mode: str, rec: Mapped) -> tuple[UUID | N
     Outcomes: created, updated, deleted, already_present (create of a keyed row that exists),
     already_absent (delete of a row that is gone).
     """
+    # A null on Create is the same as no value, and CRM 4.0 needs no typed IsNull for an absent attribute.
+    fresh = {k: v for k, v in rec.attrs.items() if v is not None}
     if mode == "create":
         try:
-            return client.create(entity, rec.attrs, id=rec.id), "created"
+            return client.create(entity, fresh, id=rec.id), "created"
         except DuplicateRecord:
             if rec.id is None:
                 raise
@@ -49,7 +51,7 @@ def send_one(client: Any, entity: str, mode: str, rec: Mapped) -> tuple[UUID | N
         return rec.id, "updated"
     if mode == "upsert":
         try:
-            return client.create(entity, rec.attrs, id=rec.id), "created"
+            return client.create(entity, fresh, id=rec.id), "created"
         except DuplicateRecord:
             client.update(entity, rec.id, rec.attrs)
             return rec.id, "updated"

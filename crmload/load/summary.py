@@ -28,26 +28,27 @@ def _pick(stats: Mapping[str, Any], *paths: str, default: Any = 0) -> Any:
 
 
 def client_numbers(stats: Mapping[str, Any]) -> dict[str, Any]:
-    """Reduce ``CrmClient.stats()`` to the numbers the summary shows."""
-    calls = int(_pick(stats, "calls", "requests", "transport.requests"))
-    sockets = int(_pick(stats, "sockets_opened", "transport.sockets_opened"))
-    retries = _pick(stats, "retries_by_cause", "retry.by_cause", "retries.by_cause", default={})
+    """Reduce ``CrmClient.stats()`` to the numbers the summary shows (latencies in ms)."""
+    requests = int(_pick(stats, "requests", "calls"))
+    sockets = int(_pick(stats, "sockets_opened"))
+    retries = _pick(stats, "retries_by_cause", default={})
+    p50 = _pick(stats, "latency_p50_s", default=None)
+    p95 = _pick(stats, "latency_p95_s", default=None)
     return {
-        "calls": calls,
+        "calls": int(_pick(stats, "calls")),
+        "requests": requests,
         "sockets_opened": sockets,
-        "reuse_ratio": round(calls / sockets, 1) if sockets else None,
-        "retries": int(_pick(stats, "retries", "retry.retries", "retries.total", default=0) or 0)
-        if not isinstance(_pick(stats, "retries", default=0), Mapping)
-        else int(sum(dict(retries).values())),
+        "reuse_ratio": round(requests / sockets, 1) if sockets else None,
+        "retries": int(_pick(stats, "retries") or 0),
         "retries_by_cause": dict(retries) if isinstance(retries, Mapping) else {},
-        "limiter_wait_s": round(float(_pick(stats, "limiter_wait_s", "limiter.wait_s")), 3),
-        "retry_after_wait_s": round(
-            float(_pick(stats, "retry_after_wait_s", "retry.retry_after_wait_s", "limiter.pause_s")), 3
-        ),
-        "connect_guard_wait_s": round(float(_pick(stats, "connect_guard_wait_s", "guard.wait_s")), 3),
-        "latency_p50_ms": _pick(stats, "latency_p50_ms", "latency.p50_ms", default=None),
-        "latency_p95_ms": _pick(stats, "latency_p95_ms", "latency.p95_ms", default=None),
-        "rate": _pick(stats, "rate", "limiter.current_rate", default=None),
+        "keyed_creates_confirmed": int(_pick(stats, "keyed_creates_confirmed")),
+        "limiter_wait_s": round(float(_pick(stats, "limiter_wait_s")), 3),
+        "retry_after_wait_s": round(float(_pick(stats, "retry_after_pause_s")), 3),
+        "connect_guard_wait_s": round(float(_pick(stats, "guard_wait_s")), 3),
+        "latency_p50_ms": None if p50 is None else round(float(p50) * 1000, 2),
+        "latency_p95_ms": None if p95 is None else round(float(p95) * 1000, 2),
+        "rate": _pick(stats, "current_rate", default=None),
+        "errors_by_type": dict(_pick(stats, "errors_by_type", default={})),
     }
 
 
@@ -115,10 +116,11 @@ class Summary:
             f"  {self.duration_s:.1f} s, {self.records_per_s:.1f} records/s",
         ]
         if not self.dry_run and c:
-            reuse = f"{c.get('reuse_ratio')} calls per socket" if c.get("reuse_ratio") else "n/a"
-            causes = ", ".join(f"{k} {v}" for k, v in sorted(c.get("retries_by_cause", {}).items())) or "none"
+            reuse = f"{c.get('reuse_ratio')} requests per socket" if c.get("reuse_ratio") else "n/a"
+            causes = ", ".join(f"{k} {v}" for k, v in sorted(c.get("retries_by_cause", {}).items()) if v) or "none"
             lines += [
-                f"  {c.get('calls', 0)} calls over {c.get('sockets_opened', 0)} sockets ({reuse})",
+                f"  {c.get('calls', 0)} calls, {c.get('requests', 0)} requests over "
+                f"{c.get('sockets_opened', 0)} sockets ({reuse})",
                 f"  retries: {causes}",
                 f"  waited {c.get('limiter_wait_s', 0)} s on the rate limiter, "
                 f"{c.get('retry_after_wait_s', 0)} s on Retry-After",

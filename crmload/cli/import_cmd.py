@@ -1,0 +1,188 @@
+"""``crmload import FILE.csv --entity ENTITY``: the CSV migration, a thin shell over ``crmload.Loader``.
+
+Flags become a ``CrmClient``, a ``Mapper``, a journal and a rejects writer; the summary goes to stdout (``--json``:
+one JSON object), progress and logs to stderr. With no ``--url`` and no ``$CRMLOAD_URL`` an embedded mock CRM is
+started in-process, so the README's demo runs anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from crmload.errors import ConfigError
+
+_AUTH_MODULE = "crmload.cli.auth_opts"
+try:  # issue 6 adds the authentication flags in its own module; until then there is none.
+    _auth_opts: Any = importlib.import_module(_AUTH_MODULE)
+except ModuleNotFoundError as _exc:
+    if _exc.name != _AUTH_MODULE:
+        raise
+    _auth_opts = None
+
+__all__ = ["register", "run"]
+
+EPILOG = """\
+examples:
+  python -m crmload import examples/accounts.csv --entity account
+  python -m crmload import accounts.csv --entity account --key account_key --url http://crm/MSCRMServices/2007/CrmService.asmx --org Contoso
+  python -m crmload import contacts.csv --entity contact --map contacts.map.toml --key contact_key --resume
+
+exit codes: 0 all done; 3 finished with rejected or in-doubt rows; 1 fatal error; 2 usage error
+"""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``import`` subcommand."""
+    p = subparsers.add_parser(
+        "import",
+        help="load a CSV file into a CRM entity",
+        description="Stream a CSV file into a CRM entity: typed mapping, workers, a journal with exact resume, "
+        "a re-importable rejects file and a run summary.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", metavar="FILE.csv", help="the CSV file to load")
+    p.add_argument("--entity", required=True, help="target entity logical name, e.g. account")
+    p.add_argument("--url", default=os.environ.get("CRMLOAD_URL"), help="CrmService.asmx URL (default $CRMLOAD_URL; "
+                   "if neither, an embedded mock CRM is started)")
+    p.add_argument("--org", default=os.environ.get("CRMLOAD_ORG"), help="organization (default $CRMLOAD_ORG)")
+    p.add_argument("--map", metavar="MAP.toml", help="column -> attribute mapping with types")
+    p.add_argument("--key", metavar="COLUMN", help="deterministic id = uuid5(entity namespace, value)")
+    p.add_argument("--mode", choices=("create", "update", "upsert", "delete"), default="create")
+    p.add_argument("--workers", type=int, default=4, help="concurrent calls (default 4)")
+    p.add_argument("--rate", metavar="N|auto|unlimited", help="calls per second (default: the port budget)")
+    p.add_argument("--journal", metavar="PATH", help="default: FILE.csv.crmload.sqlite beside the input")
+    p.add_argument("--resume", action="store_true", help="continue a run from its journal")
+    p.add_argument("--restart", action="store_true", help="erase this run's journal and begin again")
+    p.add_argument("--rejects", metavar="PATH", help="default: FILE.rejects.csv beside the input")
+    p.add_argument("--dry-run", action="store_true", help="read, map and validate every row; send nothing")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--encoding", default="utf-8-sig", help="input encoding (default utf-8-sig: drops a BOM)")
+    p.add_argument("--delimiter", default=",", help="field delimiter (default ','; 'tab' for tab)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    p.add_argument("-q", "--quiet", action="count", default=0, help="less logging")
+    if _auth_opts is not None:
+        _auth_opts.add_arguments(p)
+    p.set_defaults(func=run, _parser=p)
+
+
+def _build_auth(args: argparse.Namespace) -> object | None:
+    """The ``auth=`` given to CrmClient: built by ``crmload.cli.auth_opts`` (issue 6) when it exists."""
+    if _auth_opts is None:
+        return None
+    return _auth_opts.build_auth(args)
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if getattr(args, "quiet", 0) <= 0:
+        print(f"crmload: {text}", file=sys.stderr)
+
+
+def _usage(args: argparse.Namespace, text: str) -> int:
+    args._parser.print_usage(sys.stderr)
+    print(f"crmload import: error: {text}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one import; return the exit code."""
+    if args.resume and args.restart:
+        return _usage(args, "--resume and --restart exclude each other")
+    if args.workers < 1:
+        return _usage(args, "--workers must be at least 1")
+    if args.delimiter.lower() in ("tab", "\\t"):
+        args.delimiter = "\t"
+    src = Path(args.file)
+    if not src.is_file():
+        raise ConfigError(f"no such file: {src}")
+    with contextlib.ExitStack() as stack:
+        url, org, rate = args.url, args.org, args.rate
+        journal = Path(args.journal) if args.journal else None
+        args.temp_journal = False
+        if not url and not args.dry_run:
+            url, org, rate = _embedded_mock(args, stack, org, rate)
+            if journal is None:
+                # A fresh journal per demo run: the embedded mock's records vanish with it anyway.
+                tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="crmload-"))
+                journal = Path(tmp) / (src.name + ".crmload.sqlite")
+                args.temp_journal = True
+        if not org and not args.dry_run:
+            raise ConfigError("--org is required (or set $CRMLOAD_ORG)")
+        return _load(args, stack, src, url, org or "", rate, journal)
+    return 1  # pragma: no cover - the with block always returns
+
+
+def _embedded_mock(
+    args: argparse.Namespace, stack: contextlib.ExitStack, org: str | None, rate: str | None
+) -> tuple[str, str, str]:
+    from crmload.mock import MockCrm
+
+    server = stack.enter_context(MockCrm(org=org or "Contoso"))
+    _say(args, f"no --url or $CRMLOAD_URL: loading into an embedded mock CRM at {server.url} "
+               "(its records vanish when this command ends)")
+    # The rate limit protects a real server; the always-on connection guard still protects the ports.
+    return server.url, org or "Contoso", rate or "unlimited"
+
+
+def _load(
+    args: argparse.Namespace,
+    stack: contextlib.ExitStack,
+    src: Path,
+    url: str | None,
+    org: str,
+    rate_text: str | None,
+    journal: Path | None,
+) -> int:
+    from crmload.load import CsvSource, Loader, MapSpec, Mapper, Progress
+
+    spec = MapSpec.load(args.map) if args.map else None
+    source = stack.enter_context(CsvSource(src, encoding=args.encoding, delimiter=args.delimiter))
+    if not source.header:
+        _say(args, f"{src} is empty: nothing to load")
+    mapper = Mapper(args.entity, spec=spec, key=args.key)
+    client = None
+    if not args.dry_run:
+        from crmload.client import CrmClient
+        from crmload.throttle import RateLimit
+
+        rate = RateLimit.parse(rate_text) if rate_text else None
+        client = stack.enter_context(
+            CrmClient(url, org=org, workers=args.workers, rate=rate, auth=_build_auth(args))
+        )
+    show_bar = sys.stderr.isatty() and not args.no_progress and getattr(args, "quiet", 0) <= 0
+    stats = client.stats if client is not None else None
+    progress = Progress(enabled=show_bar, stats=stats)
+    base = src.with_suffix("") if src.suffix.lower() == ".csv" else src
+    if journal is None and args.resume and not Path(f"{src}.crmload.sqlite").exists():
+        _say(args, "no journal to resume: starting a new run")
+    loader = Loader(
+        client,
+        args.entity,
+        mode=args.mode,
+        mapper=mapper,
+        workers=args.workers,
+        journal=journal or Path(f"{src}.crmload.sqlite"),
+        rejects=Path(args.rejects) if args.rejects else Path(f"{base}.rejects.csv"),
+        resume=args.resume,
+        restart=args.restart,
+        dry_run=args.dry_run,
+        progress=progress,
+    )
+    try:
+        summary = loader.run(source)
+    finally:
+        loader.close()
+    if args.temp_journal:
+        summary.journal = None
+    print(summary.to_json() if args.json else summary.render(), flush=True)
+    if summary.fatal:
+        print(f"crmload: error: {summary.fatal}; --resume continues the run", file=sys.stderr)
+    return summary.exit_code
