@@ -13,7 +13,7 @@ Responses are parsed with one safe lxml parser and matched by QName, never by pr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -108,13 +108,23 @@ class Codec2007:
     Args:
         org: the organisation's unique name, sent in ``CrmAuthenticationToken/OrganizationName``.
         caller_id: impersonate this systemuser (``CallerId``); None means no impersonation.
+        null_property: optional ``(entity, attribute) -> property type`` (e.g. ``"StringProperty"``) used to
+            type a None value. CRM checks a property's type against the attribute's, nulls included; without
+            it a None is sent as the untyped default (``values.encode_null``).
 
     Thread-safe: it holds only immutable cached bytes.
     """
 
-    __slots__ = ("_head", "caller_id", "org")
+    __slots__ = ("_head", "_null_property", "caller_id", "org")
 
-    def __init__(self, org: str, caller_id: UUID | None = None) -> None:
+    def __init__(
+        self,
+        org: str,
+        caller_id: UUID | None = None,
+        *,
+        null_property: Callable[[str, str], str | None] | None = None,
+    ) -> None:
+        self._null_property = null_property
         if not isinstance(org, str) or not org.strip():
             raise ConfigError("org must be the organisation's unique name")
         self.org = org
@@ -131,6 +141,12 @@ class Codec2007:
 
     def __repr__(self) -> str:
         return f"Codec2007(org={self.org!r}, caller_id={self.caller_id!r})"
+
+    def _null_kind(self, entity: str) -> Callable[[str], str | None] | None:
+        hook = self._null_property
+        if hook is None:
+            return None
+        return lambda attr: hook(entity, attr)
 
     def _envelope(self, body: str) -> bytes:
         return self._head + body.encode("utf-8") + _TAIL
@@ -154,7 +170,7 @@ class Codec2007:
             if key in attrs:
                 raise ConfigError(f"{key} given both as id= and as an attribute")
             parts.append(_KEY.format(key, _id(id)))
-        encode_properties(attrs, parts)
+        encode_properties(attrs, parts, self._null_kind(name))
         parts.append(_DYNAMIC_CLOSE + "</Create>")
         return self._envelope("".join(parts))
 
@@ -167,7 +183,7 @@ class Codec2007:
             _DYNAMIC_OPEN.format(name),
             _KEY.format(key, _id(id)),
         ]
-        encode_properties({k: v for k, v in attrs.items() if k != key}, parts)
+        encode_properties({k: v for k, v in attrs.items() if k != key}, parts, self._null_kind(name))
         parts.append(_DYNAMIC_CLOSE + "</Update>")
         return self._envelope("".join(parts))
 

@@ -27,6 +27,7 @@ __all__ = [
     "decode_entity",
     "decode_property",
     "encode_condition_value",
+    "encode_null",
     "encode_properties",
     "escape_attr",
     "escape_text",
@@ -155,15 +156,41 @@ def _encoder_for(value: object, column: str) -> Callable[[Any, str], str]:
 
 
 _checked_names: set[str] = set()
+_NO_VALUE = frozenset({"StringProperty", "StateProperty"})
 
 
-def encode_properties(attrs: Mapping[str, object], parts: list[str]) -> None:
-    """Append one ``<q1:Property>`` per attribute to ``parts``; EncodingError names the bad attribute."""
+def encode_null(name: str, kind: str | None) -> str:
+    """Return the null of property type ``kind`` (e.g. ``"PicklistProperty"``), or the untyped default.
+
+    Servers check a property's type against the attribute's, nulls included, so a caller that knows the
+    attribute type should say so. String values have no ``IsNull``; their null is a Property without Value.
+    """
+    if kind is None:
+        return _NULL.format(name)
+    if not is_name(kind):
+        raise EncodingError(f"{name}: {kind[:40]!r} is not a property type name", column=name)
+    if kind in _NO_VALUE:
+        return f'<q1:Property xsi:type="q1:{kind}" Name="{name}"/>'
+    return f'<q1:Property xsi:type="q1:{kind}" Name="{name}"><q1:Value IsNull="true"/></q1:Property>'
+
+
+def encode_properties(
+    attrs: Mapping[str, object],
+    parts: list[str],
+    null_kind: Callable[[str], str | None] | None = None,
+) -> None:
+    """Append one ``<q1:Property>`` per attribute to ``parts``; EncodingError names the bad attribute.
+
+    ``null_kind(attribute)`` may name the property type to use for a None (see ``encode_null``).
+    """
     for name, value in attrs.items():
         if name not in _checked_names:
             check_name(name)
             if len(_checked_names) < 4096:  # bounded: names come from schemas, not from data
                 _checked_names.add(name)
+        if value is None and null_kind is not None:
+            parts.append(encode_null(name, null_kind(name)))
+            continue
         enc = _ENCODERS.get(type(value))
         if enc is None:
             enc = _encoder_for(value, name)

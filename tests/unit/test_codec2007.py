@@ -367,3 +367,19 @@ def test_golden_envelopes(name: str) -> None:
     if os.environ.get("CRMLOAD_UPDATE_GOLDEN"):
         path.write_bytes(built)
     assert built == path.read_bytes(), f"{name} changed; rerun with CRMLOAD_UPDATE_GOLDEN=1 if intended"
+
+
+def test_typed_nulls_through_null_property_hook() -> None:
+    kinds = {"telephone1": "StringProperty", "industrycode": "PicklistProperty"}
+    typed = Codec2007("Contoso", null_property=lambda entity, attr: kinds.get(attr))
+    body = typed.build_create("account", {"telephone1": None, "industrycode": None, "other": None})
+    assert b'<q1:Property xsi:type="q1:StringProperty" Name="telephone1"/>' in body
+    assert b'"q1:PicklistProperty" Name="industrycode"><q1:Value IsNull="true"/>' in body
+    assert b'"q1:CrmDateTimeProperty" Name="other"><q1:Value IsNull="true"/>' in body  # hook said "unknown"
+    assert typed.parse_retrieve(echo_retrieve(body)) == {
+        "telephone1": None,
+        "industrycode": None,
+        "other": None,
+    }
+    with pytest.raises(EncodingError):
+        Codec2007("C", null_property=lambda e, a: "Bad Kind").build_update("account", GUID, {"x": None})
