@@ -1,0 +1,149 @@
+"""Acceptance 6: whatever the mock injects, only crmload errors leave the client."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from crmload.client import CrmClient
+from crmload.errors import CrmLoadError
+from crmload.mock import FaultPlan, MockCrm
+from crmload.retry import RetryPolicy
+from crmload.throttle import RateLimit
+from crmload.transport import Timeout
+
+POLICY = RetryPolicy(max_attempts=2, jitter=False, backoff_base_s=0.0, backoff_max_s=0.0)
+
+#: Every fault kind of FaultPlan, each strong enough to make calls fail (or, for the mild ones, not).
+PLANS: dict[str, dict[str, Any]] = {
+    "busy": {"busy_rate": 1.0},
+    "busy_retry_after": {"busy_rate": 1.0, "retry_after_s": 1},
+    "busy_above_rate": {"busy_above_rate": 0.5},
+    "reset_before_commit": {"reset_before_commit_rate": 1.0},
+    "reset_after_commit": {"reset_after_commit_rate": 1.0},
+    "close_every": {"close_every": 1},
+    "read_timeout": {"latency_ms": 400.0},
+    "handshake_cost_jitter": {"first_request_cost_ms": 5.0, "jitter_ms": 5.0},
+    "max_connections": {"max_connections": 1},
+}
+MUST_FAIL = {"busy", "busy_retry_after", "busy_above_rate", "reset_before_commit", "reset_after_commit"}
+MUST_FAIL |= {"read_timeout", "max_connections"}
+
+
+def _operations(client: CrmClient) -> Iterator[Callable[[], object]]:
+    missing = uuid.uuid4()
+    yield lambda: client.create("account", {"name": "x"})
+    yield lambda: client.create("account", {"name": "k"}, id=uuid.uuid4())
+    yield lambda: client.update("account", missing, {"name": "y"})
+    yield lambda: client.retrieve("account", missing)
+    yield lambda: list(client.retrieve_multiple("account", page_size=2))
+    yield lambda: client.delete("account", missing)
+    yield client.who_am_i
+    yield lambda: client.execute_raw('<Request xsi:type="WhoAmIRequest"/>')
+    yield lambda: client.create("account", {"nosuchattribute": "z"})
+
+
+def _run_all(client: CrmClient) -> list[BaseException]:
+    errors: list[BaseException] = []
+    for op in _operations(client):
+        try:
+            op()
+        except BaseException as exc:  # the point: catch anything, then check what it is
+            errors.append(exc)
+    return errors
+
+
+def _client(url: str, **kwargs: Any) -> CrmClient:
+    kwargs.setdefault("timeout", Timeout(connect_s=2.0, read_s=0.1))
+    return CrmClient(
+        url, org="Contoso", rate=RateLimit.unlimited(), retry=POLICY, sleep=lambda s: None, **kwargs
+    )
+
+
+@pytest.mark.parametrize("kind", sorted(PLANS))
+def test_only_crmload_errors_escape(kind: str, crm: MockCrm) -> None:
+    crm.configure(FaultPlan(seed=3, **PLANS[kind]))
+    holder = None
+    if kind == "max_connections":
+        # Hold the one allowed connection, so the client's connection is over the limit.
+        holder = socket.create_connection((crm.host, crm.port))
+        threading.Event().wait(0.05)
+    try:
+        with _client(crm.url) as client:
+            errors = _run_all(client)
+    finally:
+        if holder is not None:
+            holder.close()
+    foreign = [e for e in errors if not isinstance(e, CrmLoadError)]
+    assert foreign == []
+    # Every plan also meets CRM faults (missing records, an unknown attribute): the test sees real errors.
+    assert errors
+    if kind in MUST_FAIL:
+        assert len(errors) >= 7, [type(e).__name__ for e in errors]
+    assert crm.stats()["faults_by_kind"], "the plan injected nothing"
+
+
+def test_only_crmload_errors_escape_without_a_server() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with _client(f"http://127.0.0.1:{port}/MSCRMServices/2007/CrmService.asmx") as client:
+        errors = _run_all(client)
+    assert len(errors) == 9
+    assert all(isinstance(e, CrmLoadError) for e in errors)
+
+
+def _garbage_server(reply: bytes) -> tuple[socket.socket, threading.Event, threading.Thread]:
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(2.0)
+            with conn:
+                try:
+                    conn.recv(65536)
+                    conn.sendall(reply)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, stop, thread
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nnot xml!!",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n<truncated",
+        b"HTTP/1.1 500 Oops\r\nContent-Length: 5\r\n\r\n<?xm!",
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\nnope",
+        b"SMTP ready\r\n",
+        b"",
+    ],
+)
+def test_only_crmload_errors_escape_from_a_broken_server(reply: bytes) -> None:
+    listener, stop, thread = _garbage_server(reply)
+    port = listener.getsockname()[1]
+    try:
+        with _client(f"http://127.0.0.1:{port}/MSCRMServices/2007/CrmService.asmx") as client:
+            errors = _run_all(client)
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+    assert len(errors) == 9
+    assert all(isinstance(e, CrmLoadError) for e in errors), [repr(e) for e in errors]
