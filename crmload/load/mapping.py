@@ -317,8 +317,8 @@ class Mapper:
         if "lookup" in entry:
             target, by_key = str(entry["lookup"]).lower(), True
             crm_type = meta_type if meta_type in _REFERENCE else "Lookup"
-        elif by_key and meta_type in _REFERENCE:
-            crm_type = meta_type
+        elif crm_type == "Lookup" and meta_type in _REFERENCE:
+            crm_type = meta_type  # lookup(x) on a Customer or Owner attribute keeps the attribute's own kind
         if crm_type is None:
             crm_type = meta_type
         if crm_type is None:

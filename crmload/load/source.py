@@ -112,7 +112,11 @@ class CsvSource:
         csv.field_size_limit(max(csv.field_size_limit(), self.field_limit))
         lines = (line.replace("\0", _NUL_MARK) if "\0" in line else line for line in self._fh)
         self._reader = csv.reader(lines, delimiter=self.delimiter, strict=False)
-        self.header = self._read_header()
+        try:
+            self.header = self._read_header()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def _read_header(self) -> list[str]:
