@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--only NAME] [--out DIR] [--report-only]``: run scenarios, render the report."""
+"""``python -m benchmarks [--quick] [--only NAME] [--out DIR] [--report-only]``: run, render the report."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         use_ns, reason = (False, "disabled with --no-netns") if args.no_netns else scenarios.netns_state()
         scratch = Path(tempfile.mkdtemp(prefix="crmbench-"))
         ctx = scenarios.Ctx(
-            quick=args.quick,
+            quick=args.quick or args.smoke,
+            smoke=args.smoke,
             out_dir=args.out,
             use_ns=use_ns,
             ns_reason=reason,

@@ -2,8 +2,9 @@
 
 One process per run, so its CPU is its own. The process loads ``--count`` records with ``--workers`` threads,
 stops at the first error (as a migration script that raises would), and prints one JSON object on stdout:
-records ok, errors, the first failing call and its error text, connects attempted (counted by a ``socket.connect``
-audit hook, the same way for every contender), wall and CPU time of the load loop, and optional time series.
+records ok, errors, the first failing call and its error text, connects attempted (counted by a
+``socket.connect`` audit hook, the same way for every contender), wall and CPU time of the load loop,
+and optional time series.
 
 Contenders:
 - ``naive``: ``requests.post`` per call with an f-string envelope, like a seed script.
@@ -36,7 +37,7 @@ _connects = itertools.count()
 
 
 def _audit(event: str, _args: tuple[Any, ...]) -> None:
-    # Every contender's sockets go through socket.connect; counting there needs no cooperation from the client.
+    # Every contender's sockets go through socket.connect: counting there needs no help from the client.
     if event == "socket.connect":
         next(_connects)
 
@@ -208,7 +209,7 @@ class _Run:
                 return
             try:
                 self.call(i)
-            except Exception as exc:  # noqa: BLE001 - any failure ends the run, as in a real script
+            except Exception as exc:  # any failure ends the run, as in a real script
                 with self.lock:
                     self.errors += 1
                     if self.first_error is None:
@@ -295,7 +296,10 @@ def main(argv: list[str] | None = None) -> int:
         prof = cProfile.Profile()
         result = prof.runcall(run, args)
         buf = io.StringIO()
-        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(25)
+        stats = pstats.Stats(prof, stream=buf)
+        stats.sort_stats("tottime").print_stats(25)
+        # Where crmload's own code spends time, beside the libraries it calls.
+        stats.sort_stats("cumulative").print_stats("crmload", 25)
         Path(args.profile).write_text(buf.getvalue())
     else:
         result = run(args)

@@ -47,6 +47,13 @@ _FETCH = (
 )
 
 
+def child_env() -> dict[str, str]:
+    """The environment for child processes: this checkout first on the path, whatever their directory."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 @dataclass
 class ProcResult:
     """What one subprocess did: exit code, output, wall time, CPU seconds, peak RSS and RSS samples."""
@@ -85,7 +92,7 @@ def run_process(
     """Run ``argv`` (inside ``ns`` if given) to completion and measure it with ``wait4``."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.monotonic()
-        proc = subprocess.Popen(netns.wrap(argv, ns), stdout=out, stderr=err, cwd=cwd)
+        proc = subprocess.Popen(netns.wrap(argv, ns), stdout=out, stderr=err, cwd=cwd, env=child_env())
         samples: list[tuple[float, int]] = []
         stop = threading.Event()
         threads = [threading.Thread(target=_watchdog, args=(proc.pid, timeout_s, stop), daemon=True)]
@@ -172,10 +179,15 @@ class Mock:
 
     def __init__(self, args: Sequence[str] = (), *, ns: str | None = None) -> None:
         self.ns = ns
-        self._errlog = tempfile.TemporaryFile("w+")
+        self._errlog = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the server
         argv = [*MOCK_ARGV, "--port", "0", *args]
         self.proc = subprocess.Popen(
-            netns.wrap(argv, ns), stdout=subprocess.PIPE, stderr=self._errlog, text=True, cwd=ROOT
+            netns.wrap(argv, ns),
+            stdout=subprocess.PIPE,
+            stderr=self._errlog,
+            text=True,
+            cwd=ROOT,
+            env=child_env(),
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().strip()
@@ -192,8 +204,9 @@ class Mock:
         url = self.base + path
         if self.ns is None:
             data = body.encode() if body is not None else None
-            req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - our own loopback mock
+            # The URL is our own mock's http:// address, never user input.
+            req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})  # noqa: S310
+            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
                 return str(resp.read().decode())
         argv = [PYTHON, "-c", _FETCH, url] + ([body] if body is not None else [])
         res = subprocess.run(

@@ -1,4 +1,4 @@
-"""Render ``BENCHMARKS.md`` and its plots from the JSON in ``benchmarks/results/``; no number is typed by hand.
+"""Render ``BENCHMARKS.md`` and its plots from the JSON in ``benchmarks/results/``; no number typed by hand.
 
 ``python -m benchmarks --report-only`` regenerates the file. Other engineers' result files
 (``mock_throughput.json``, ``codec.json``, ``transport.json``, ``limiter.json``, ``auth.json``) get a section
@@ -34,7 +34,7 @@ def _load(results: Path, name: str) -> dict[str, Any] | None:
 def fmt(v: Any, digits: int = 3) -> str:
     """Format a number for a table: ints with separators, floats to ``digits`` significant figures."""
     if v is None:
-        return "–"
+        return "-"
     if isinstance(v, bool):
         return "yes" if v else "**no**"
     if isinstance(v, int):
@@ -91,20 +91,21 @@ def _machine(docs: dict[str, dict[str, Any]]) -> str:
 METHOD = """\
 How the figures were taken:
 - Every scenario starts its own mock CRM (`python -m crmload mock`) in a separate process, so client and
-  server CPU are separate. When run as root, every single run gets a fresh Linux network namespace (`ip netns`)
-  holding both the mock and the contender: a fresh port range and TIME_WAIT table, isolated from the host.
+  server CPU are separate. When run as root, every single run gets a fresh Linux network namespace
+  (`ip netns`) holding both the mock and the contender: a fresh port range and TIME_WAIT table,
+  isolated from the host.
 - Each contender runs as its own process (`python -m benchmarks.contenders NAME ...`, or `python -m crmload
   import` for the CLI). Runs are interleaved A B C A B C, 3 rounds unless noted; tables show medians.
 - records/s and "CPU µs/record" are taken around the load loop inside the contender (wall clock and
   `time.process_time`), after imports and set-up; "process CPU µs/record" is the whole process from `os.wait4`
   rusage, start-up included. For the CLI contender both are whole-process figures.
-- Sockets are counted twice: on the client by a `socket.connect` audit hook (same for every contender), and on the
-  server as `connections_accepted`. Records stored are the mock's `records_by_entity` count.
-- Contenders: **naive** = `requests.post` per call with an f-string envelope; **zeep** = zeep `Client` on the real
-  CRM 4.0 WSDL with a pooled `requests.Session`, DynamicEntity `Create`; **crmload** = `CrmClient.create` from
-  worker threads; **cli** = `python -m crmload import` on a CSV of the same records; **raw** = envelopes rendered
-  by crmload's codec before the clock starts, posted through crmload's `Transport` (no mapping, journal, limiter
-  or response parsing): the floor crmload's own overhead is measured against."""
+- Sockets are counted twice: on the client by a `socket.connect` audit hook (same for every contender), and on
+  the server as `connections_accepted`. Records stored are the mock's `records_by_entity` count.
+- Contenders: **naive** = `requests.post` per call with an f-string envelope; **zeep** = zeep `Client` on the
+  real CRM 4.0 WSDL with a pooled `requests.Session`, DynamicEntity `Create`; **crmload** = `CrmClient.create`
+  from worker threads; **cli** = `python -m crmload import` on a CSV of the same records; **raw** = envelopes
+  rendered by crmload's codec before the clock starts, posted through crmload's `Transport` (no mapping,
+  journal, limiter or response parsing): the floor crmload's own overhead is measured against."""
 
 
 def _goal(ok: Any) -> str:
@@ -131,9 +132,10 @@ def _section_port_wall(doc: dict[str, Any], md_dir: Path, plot_dir: Path) -> str
     return "\n\n".join(
         [
             "## 1. The port wall",
-            f"A namespace with {doc['ports']} local ports (`ip_local_port_range 40000 40989`), `tcp_tw_reuse=0` and "
-            f"Linux's fixed {doc['time_wait_s']:.0f} s TIME_WAIT: {fmt(doc['budget_per_s'])} new connections/s "
-            f"sustained. Each contender loads {fmt(doc['count'])} records with {doc['workers']} workers; crmload runs "
+            f"A namespace with {doc['ports']} local ports (`ip_local_port_range 40000 40989`), "
+            f"`tcp_tw_reuse=0` and Linux's fixed {doc['time_wait_s']:.0f} s TIME_WAIT: "
+            f"{fmt(doc['budget_per_s'])} new connections/s sustained. Each contender loads "
+            f"{fmt(doc['count'])} records with {doc['workers']} workers; crmload runs "
             "with `rate=unlimited`, reading the namespace's budget with `PortBudget.from_host()`. Medians of "
             f"{doc['summary'][0]['runs']} runs.",
             table(
@@ -180,7 +182,7 @@ def _section_throughput(doc: dict[str, Any], md_dir: Path, plot_dir: Path, resul
         ),
         "Ratios of medians:",
         table(["workers", "crmload ÷ zeep", "crmload ÷ raw floor", "cli ÷ zeep"], ratios),
-        f"Goals: crmload ≥ 2.5× zeep + Session: {_goal(g['met_vs_zeep'])}; crmload ≥ 0.85× raw floor: "
+        f"Goals: crmload ≥ 2.5x zeep + Session: {_goal(g['met_vs_zeep'])}; crmload ≥ 0.85x raw floor: "
         f"{_goal(g['met_vs_raw'])}.",
         _img(md_dir, png, "records/s by contender and workers"),
     ]
@@ -213,7 +215,7 @@ def _section_latency(doc: dict[str, Any], md_dir: Path, plot_dir: Path) -> str:
             "## 3. Latency-bound",
             f"Mock latency 20 ms, `rate=unlimited`, about {doc['seconds']} s of calls per run.",
             table(["workers", "ideal calls/s", "achieved calls/s", "achieved ÷ ideal", "runs"], rows),
-            f"Goal ≥ 0.95× ideal up to 8 workers: {_goal(doc['goals']['met'])}.",
+            f"Goal ≥ 0.95x ideal up to 8 workers: {_goal(doc['goals']['met'])}.",
             _img(md_dir, png, "achieved vs ideal calls/s"),
         ]
     )
@@ -234,6 +236,7 @@ def _section_limiter(doc: dict[str, Any], md_dir: Path, plot_dir: Path) -> str:
         for r in doc["fixed"]
     ]
     auto = doc.get("auto") or {}
+    faults = (auto.get("server") or {}).get("faults_by_kind")
     png = _plot(plots.limiter_rates, doc, plot_dir / "limiter_rate_over_time.png")
     return "\n\n".join(
         [
@@ -252,8 +255,9 @@ def _section_limiter(doc: dict[str, Any], md_dir: Path, plot_dir: Path) -> str:
                 ],
                 rows,
             ),
-            f"`auto` against a mock busy above {auto.get('busy_above')} calls/s: {fmt(auto.get('calls'))} calls at a mean "
-            f"{fmt(auto.get('mean_rate'))}/s; server faults {fmt(json.dumps((auto.get('server') or {}).get('faults_by_kind')))}.",
+            f"`auto` against a mock busy above {auto.get('busy_above')} calls/s: "
+            f"{fmt(auto.get('calls'))} calls "
+            f"at a mean {fmt(auto.get('mean_rate'))}/s; server faults {fmt(json.dumps(faults))}.",
             _img(md_dir, png, "achieved rate over time"),
         ]
     )
@@ -277,7 +281,8 @@ def _section_broken(doc: dict[str, Any]) -> str:
     return "\n\n".join(
         [
             "## 5. Broken keep-alive",
-            "The mock answers `Connection: close` on every response (`--close-every 1`), inside the port-wall namespace "
+            "The mock answers `Connection: close` on every response (`--close-every 1`), inside the "
+            "port-wall namespace "
             f"(budget {fmt(doc['budget_per_s'])} new connections/s).",
             table(
                 [
@@ -366,9 +371,9 @@ def render(results: Path = harness.RESULTS) -> Path:
     docs = {n: d for n in names if (d := _load(results, n)) is not None}
     parts = [
         "# crmload benchmarks",
-        "_Generated by `python -m benchmarks --report-only` from `benchmarks/results/*.json`; do not edit by hand. "
-        "Reproduce everything with `pip install -e '.[bench]' && sudo python -m benchmarks` (add `--quick` for a "
-        "few-minute run)._",
+        "_Generated by `python -m benchmarks --report-only` from `benchmarks/results/*.json`; do not edit by "
+        "hand. Reproduce everything with `pip install -e '.[bench]' && sudo python -m benchmarks` "
+        "(add `--quick` for a few-minute run)._",
         "## Machine",
         _machine(docs),
         METHOD,

@@ -36,11 +36,17 @@ def rate_series(stamps: list[float], bin_s: float = 0.5) -> list[tuple[float, fl
     return [(round(i * bin_s, 3), n / bin_s) for i, n in enumerate(bins)]
 
 
+def _burst(rate: str) -> int:
+    from crmload.throttle import RateLimit
+
+    return RateLimit.parse(rate).burst
+
+
 def _precision(ctx: Ctx, rate: float, seconds: float) -> dict[str, Any]:
     count = int(rate * seconds) + 1
     res = run_isolated(ctx, "crmload", count, 4, ("--rate", f"{rate:g}", "--timestamps"))
     stamps = res.pop("timestamps", None) or []
-    burst = int((res.get("client_stats") or {}).get("limiter", {}).get("burst", 1) or 1)
+    burst = _burst(f"{rate:g}")
     span = stamps[-1] - stamps[0] if len(stamps) > 1 else 0.0
     mean = (len(stamps) - 1) / span if span else None
     peak = max_in_window(stamps)
@@ -91,9 +97,8 @@ def limiter(ctx: Ctx) -> dict[str, Any]:
         "server": res.get("server"),
         "client_stats": res.get("client_stats"),
     }
-    ctx.log(
-        f"  auto vs busy>{BUSY_ABOVE}/s: mean {auto['mean_rate']:.1f}/s, faults {res['server']['faults_by_kind']}"
-    )
+    faults = res["server"]["faults_by_kind"]
+    ctx.log(f"  auto vs busy>{BUSY_ABOVE}/s: mean {auto['mean_rate']:.1f}/s, faults {faults}")
     goals = {"met_mean": all(r["met_mean"] for r in fixed), "met_peak": all(r["met_peak"] for r in fixed)}
     summary = [
         {k: r[k] for k in ("rate", "mean_rate", "mean_error", "max_in_1s", "max_allowed_in_1s")}
@@ -114,7 +119,7 @@ def _big_csv(ctx: Ctx, rows: int) -> Path:
     if gen.exists():
         # The loader engineer's generator: realistic typed columns, the same file a user would rehearse with.
         done = subprocess.run(
-            [harness.PYTHON, str(gen), "--rows", str(rows), "--out", str(path)],
+            [harness.PYTHON, str(gen), str(rows), str(path)],
             capture_output=True,
             text=True,
             check=False,

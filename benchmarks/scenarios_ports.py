@@ -1,8 +1,8 @@
 """Scenarios that need the port wall: a namespace with ~990 local ports and no TIME_WAIT reuse.
 
 1. ``port_wall``: each contender loads 20,000 records (quick: 3,000) inside a fresh wall namespace.
-5. ``broken_keepalive``: the mock closes every connection; crmload's new-connection rate stays under the budget
-   while naive's climbs until the ports run out.
+5. ``broken_keepalive``: the mock closes every connection; crmload's new-connection rate stays under the
+   budget while naive's climbs until the ports run out.
 Both skip with a clear message when namespaces are not available (not root, no ``ip``).
 """
 
@@ -45,7 +45,8 @@ def port_wall(ctx: Ctx) -> dict[str, Any]:
             res = _wall_run(ctx, name, count, workers)
             res["rep"] = rep
             ctx.log(
-                f"  wall {name:8s} ok={res['ok']} errors={res['errors']} first_fail={res.get('first_error_call')} "
+                f"  wall {name:8s} ok={res['ok']} errors={res['errors']} "
+                f"first_fail={res.get('first_error_call')} "
                 f"sockets={res['server']['connections_accepted']} stored={res['stored']}/{count}"
             )
             runs.append(res)

@@ -20,8 +20,19 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_latency_scenario_smoke_writes_json_and_report(tmp_path: Path) -> None:
     out = tmp_path / "results"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--smoke", "--only", "latency", "--reps", "1", "--no-netns"]
-        + ["--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--smoke",
+            "--only",
+            "latency",
+            "--reps",
+            "1",
+            "--no-netns",
+            "--out",
+            str(out),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
