@@ -40,22 +40,47 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=5555, help="port; 0 picks a free one (default: 5555)")
-    p.add_argument("--org", default="Contoso", help="OrganizationName the auth token must carry (default: Contoso)")
+    p.add_argument(
+        "--org", default="Contoso", help="OrganizationName the auth token must carry (default: Contoso)"
+    )
     f = p.add_argument_group("fault injection (all seeded)")
     f.add_argument("--latency-ms", type=float, default=0.0, help="fixed delay per SOAP request, e.g. 20")
-    f.add_argument("--jitter-ms", type=float, default=0.0, help="extra uniform random delay in [0, N] ms, e.g. 10")
+    f.add_argument(
+        "--jitter-ms", type=float, default=0.0, help="extra uniform random delay in [0, N] ms, e.g. 10"
+    )
     f.add_argument("--busy-rate", type=float, default=0.0, help="fraction answered HTTP 503, e.g. 0.05")
-    f.add_argument("--retry-after", type=float, default=None, metavar="S", help="Retry-After seconds on 503s, e.g. 2")
-    f.add_argument("--reset-before-commit-rate", type=float, default=0.0, help="fraction reset before the store commits")
-    f.add_argument("--reset-after-commit-rate", type=float, default=0.0, help="fraction reset after commit (maybe applied)")
-    f.add_argument("--close-every", type=int, default=0, metavar="N", help="Connection: close every N responses")
-    f.add_argument("--max-connections", type=int, default=0, metavar="N", help="503 + close beyond N open connections")
-    f.add_argument("--first-request-cost-ms", type=float, default=0.0, help="extra delay on a connection's 1st request")
-    f.add_argument("--busy-above-rate", type=float, default=0.0, metavar="R", help="503 when over R requests/s")
+    f.add_argument(
+        "--retry-after", type=float, default=None, metavar="S", help="Retry-After seconds on 503s, e.g. 2"
+    )
+    f.add_argument(
+        "--reset-before-commit-rate", type=float, default=0.0, help="fraction reset before the store commits"
+    )
+    f.add_argument(
+        "--reset-after-commit-rate",
+        type=float,
+        default=0.0,
+        help="fraction reset after commit (maybe applied)",
+    )
+    f.add_argument(
+        "--close-every", type=int, default=0, metavar="N", help="Connection: close every N responses"
+    )
+    f.add_argument(
+        "--max-connections", type=int, default=0, metavar="N", help="503 + close beyond N open connections"
+    )
+    f.add_argument(
+        "--first-request-cost-ms", type=float, default=0.0, help="extra delay on a connection's 1st request"
+    )
+    f.add_argument(
+        "--busy-above-rate", type=float, default=0.0, metavar="R", help="503 when over R requests/s"
+    )
     f.add_argument("--seed", type=int, default=0, help="RNG seed for faults and generated ids (default: 0)")
     s = p.add_argument_group("server")
-    s.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024, help="request body limit (default: 8 MiB)")
-    s.add_argument("--idle-timeout", type=float, default=120.0, metavar="S", help="close idle keep-alive connections")
+    s.add_argument(
+        "--max-body-bytes", type=int, default=8 * 1024 * 1024, help="request body limit (default: 8 MiB)"
+    )
+    s.add_argument(
+        "--idle-timeout", type=float, default=120.0, metavar="S", help="close idle keep-alive connections"
+    )
     s.add_argument(
         "--user",
         action="append",
@@ -64,8 +89,12 @@ def register(subparsers: Any) -> None:
         metavar="'DOMAIN\\user:password'",
         help="require NTLM for this user (repeatable)",
     )
-    s.add_argument("--auth-persist-single-request", action="store_true", help="NTLM authenticates one request only")
-    s.add_argument("--metadata", default=None, metavar="FILE", help="JSON/TOML file adding entities/attributes")
+    s.add_argument(
+        "--auth-persist-single-request", action="store_true", help="NTLM authenticates one request only"
+    )
+    s.add_argument(
+        "--metadata", default=None, metavar="FILE", help="JSON/TOML file adding entities/attributes"
+    )
     p.set_defaults(func=run)
 
 

@@ -170,6 +170,11 @@ class MockCrm:
     def stop(self) -> None:
         """Stop accepting, close every connection and wait for the threads."""
         self._stopping.set()
+        if self._listener is not None:
+            try:  # wakes a blocked accept() at once on Linux; the 0.5 s accept timeout covers the rest
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         if self._accept_thread is not None:
             self._accept_thread.join(timeout=5)
             self._accept_thread = None
@@ -185,6 +190,8 @@ class MockCrm:
                 pass
         for _, thread in conns:
             thread.join(timeout=5)
+        if self.authenticator is not None and hasattr(self.authenticator, "close"):
+            self.authenticator.close()
 
     def __enter__(self) -> MockCrm:
         return self.start()
