@@ -7,6 +7,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 from benchmarks import harness, scenarios
@@ -42,12 +43,20 @@ def main(argv: list[str] | None = None) -> int:
             reps=args.reps,
         )
         started = time.monotonic()
+        failed: list[str] = []
         try:
             for name in args.only or scenarios.scenario_names():
-                scenarios.run_scenario(name, ctx)
+                try:
+                    scenarios.run_scenario(name, ctx)
+                except Exception:  # one broken scenario must not cost the others' results
+                    failed.append(name)
+                    traceback.print_exc()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        print(f"benchmarks finished in {time.monotonic() - started:.0f} s", flush=True)
+        print(
+            f"benchmarks finished in {time.monotonic() - started:.0f} s; failed: {failed or 'none'}",
+            flush=True,
+        )
     if not args.no_report:
         from benchmarks import report
 

@@ -39,12 +39,24 @@ MOCK_ARGV = [PYTHON, "-m", "crmload", "mock"]
 #: How the mock server is started; its first stdout line is its endpoint URL.
 MOCK_ARGV = [PYTHON, "-m", "crmload", "mock"]
 
-_FETCH = (
-    "import sys,urllib.request as u;"
-    "r=u.Request(sys.argv[1],data=(sys.argv[2].encode() if len(sys.argv)>2 else None),"
-    "headers={'Content-Type':'application/json'});"
-    "sys.stdout.write(u.urlopen(r,timeout=30).read().decode())"
-)
+# Reads a /_mock endpoint from inside a namespace. It binds an explicit source port below the namespace's
+# ephemeral range, so it still connects after a contender has used up every ephemeral port.
+_FETCH = """
+import http.client, random, sys, urllib.parse
+url = urllib.parse.urlsplit(sys.argv[1])
+body = sys.argv[2].encode() if len(sys.argv) > 2 else None
+for port in random.sample(range(20000, 30000), 50):
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30, source_address=("127.0.0.1", port))
+    try:
+        method = "POST" if body is not None else "GET"
+        conn.request(method, url.path, body, {"Content-Type": "application/json"})
+        sys.stdout.write(conn.getresponse().read().decode())
+        break
+    except OSError:
+        continue
+    finally:
+        conn.close()
+"""
 
 
 def child_env() -> dict[str, str]:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import harness, plots
+from benchmarks import analysis, harness, plots
 
 OTHER_RESULTS = {
     "mock_throughput": "Mock server throughput",
@@ -184,6 +184,7 @@ def _section_throughput(doc: dict[str, Any], md_dir: Path, plot_dir: Path, resul
         table(["workers", "crmload ÷ zeep", "crmload ÷ raw floor", "cli ÷ zeep"], ratios),
         f"Goals: crmload ≥ 2.5x zeep + Session: {_goal(g['met_vs_zeep'])}; crmload ≥ 0.85x raw floor: "
         f"{_goal(g['met_vs_raw'])}.",
+        analysis.throughput_analysis(doc),
         _img(md_dir, png, "records/s by contender and workers"),
     ]
     for name, info in (doc.get("profiles") or {}).items():
@@ -334,30 +335,13 @@ def _section_memory(doc: dict[str, Any], md_dir: Path, plot_dir: Path) -> str:
     )
 
 
-def _flatten(obj: Any, prefix: str = "", depth: int = 0) -> Iterable[tuple[str, Any]]:
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if k != "machine":
-                yield from _flatten(v, f"{prefix}.{k}" if prefix else str(k), depth + 1)
-    elif isinstance(obj, list):
-        if len(obj) <= 12 and depth < 4:
-            for i, v in enumerate(obj):
-                yield from _flatten(v, f"{prefix}[{i}]", depth + 1)
-    elif isinstance(obj, (int, float, str, bool)) and not (isinstance(obj, str) and len(obj) > 120):
-        yield prefix, obj
-
-
 def _section_other(name: str, title: str, doc: dict[str, Any]) -> str:
-    rows = list(_flatten(doc))[:60]
+    rows = analysis.scalar_rows(doc)
     return f"### {title} (`benchmarks/results/{name}.json`)\n\n" + table(["key", "value"], rows)
 
 
 def _goals_summary(docs: dict[str, dict[str, Any]]) -> str:
-    rows = []
-    for name, doc in docs.items():
-        for key, val in (doc.get("goals") or {}).items():
-            if isinstance(val, bool):
-                rows.append([name, key, val])
+    rows = analysis.goal_rows(docs)
     return table(["scenario", "goal", "met"], rows) if rows else ""
 
 
