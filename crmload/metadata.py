@@ -1,7 +1,8 @@
 """Entity metadata: which entities exist, their primary key, and each attribute's CRM type.
 
 The table ships as package data (``crmload/data/metadata.json``), derived from the real CRM 4.0 WSDL by
-``scripts/derive_metadata.py``. The mock uses it to reject unknown attributes and wrongly typed values; the loader
+``scripts/derive_metadata.py``. The mock uses it to reject unknown attributes and wrongly typed values; the
+loader
 uses it to type CSV columns. Users add their own entities or attributes with a small JSON or TOML file::
 
     # extra.toml
@@ -129,9 +130,9 @@ def _read_user_file(path: Path) -> dict[str, Any]:
     try:
         if path.suffix.lower() == ".toml":
             if sys.version_info >= (3, 11):
-                import tomllib
+                import tomllib  # noqa: PLC0415 - only TOML files need it
             else:  # pragma: no cover - 3.10 only
-                import tomli as tomllib
+                import tomli as tomllib  # noqa: PLC0415
             with path.open("rb") as fh:
                 return dict(tomllib.load(fh))
         return dict(json.loads(path.read_text(encoding="utf-8")))
@@ -143,7 +144,8 @@ def load_metadata(extra: str | Path | None = None) -> Metadata:
     """Load the bundled table, plus the entities and attributes of an optional user JSON/TOML file.
 
     Args:
-        extra: a path to a JSON or TOML file shaped like ``{entity: {"primary_key": ..., "attributes": {...}}}``
+        extra: a path to a JSON or TOML file shaped like ``{entity: {"primary_key": ..., "attributes":
+        {...}}}``
             (optionally under a top-level ``entities`` key). Entities are added; attributes of known entities
             are added or retyped.
     """

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"source": args.wsdl.name, "entities": table}
     args.out.write_text(json.dumps(doc, separators=(",", ":"), sort_keys=False) + "\n", encoding="utf-8")
     n_attrs = sum(len(e["attributes"]) for e in table.values())  # type: ignore[arg-type]
-    print(f"wrote {args.out}: {len(table)} entities, {n_attrs} attributes", file=sys.stderr)  # noqa: T201
+    print(f"wrote {args.out}: {len(table)} entities, {n_attrs} attributes", file=sys.stderr)
     return 0
 
 

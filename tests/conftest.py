@@ -1,13 +1,17 @@
 """Shared pytest fixtures: a real mock CRM 4.0 server on 127.0.0.1.
 
 Fixtures:
-    mock_crm (session): one ``crmload.mock.MockCrm(org="Contoso")`` listening on 127.0.0.1:0 for the whole run.
+    mock_crm (session): one ``crmload.mock.MockCrm(org="Contoso")`` listening on 127.0.0.1:0 for the whole
+    run.
         Use it through ``crm`` unless you really want state shared across tests.
     crm (function): the same server, reset before the test (store, stats, fault plan cleared). Use ``crm.url``
-        (the full CrmService.asmx URL), ``crm.stats()``, ``crm.records("account")``, ``crm.configure(FaultPlan(...))``.
+        (the full CrmService.asmx URL), ``crm.stats()``, ``crm.records("account")``,
+        ``crm.configure(FaultPlan(...))``.
     crm_factory (function): ``crm_factory(**kwargs) -> MockCrm`` starts a private server with other options
-        (e.g. ``users=``, ``metadata=``, ``faults=``, ``idle_timeout_s=``); every one is stopped after the test.
-    shared_reference (function): Path of ``shared/reference`` beside the repository (CI puts ``shared/`` next to
+        (e.g. ``users=``, ``metadata=``, ``faults=``, ``idle_timeout_s=``); every one is stopped after the
+        test.
+    shared_reference (function): Path of ``shared/reference`` beside the repository (CI puts ``shared/``
+    next to
         the clone); skips the test when it is absent.
 """
 

@@ -18,7 +18,8 @@ _EXAMPLES = """examples:
   python -m crmload mock --metadata extra.toml --max-body-bytes 16777216 --idle-timeout 120
 
 The first stdout line is the endpoint URL, e.g. http://127.0.0.1:5555/MSCRMServices/2007/CrmService.asmx.
-Inspect with GET /_mock/stats and GET /_mock/records/<entity>; POST /_mock/reset; POST /_mock/faults (JSON plan).
+Inspect with GET /_mock/stats and GET /_mock/records/<entity>; POST /_mock/reset; POST /_mock/faults (JSON
+plan).
 """
 
 
@@ -34,7 +35,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "mock",
         help="run a mock CRM 4.0 server (for tests, benchmarks and rehearsals)",
-        description="Serve a mock CRM 4.0 CrmService.asmx (2007 endpoint) on a real HTTP/1.1 keep-alive socket.",
+        description="Serve a mock CRM 4.0 CrmService.asmx (2007 endpoint) on a real keep-alive socket.",
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -100,8 +101,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Start the server, print its URL, and serve until SIGINT/SIGTERM."""
-    from crmload.errors import ConfigError
-    from crmload.mock import FaultPlan, MockCrm
+    # Imported here so that ``crmload --help`` stays fast.
+    from crmload.errors import ConfigError  # noqa: PLC0415
+    from crmload.mock import FaultPlan, MockCrm  # noqa: PLC0415
 
     plan = FaultPlan(
         latency_ms=args.latency_ms,
@@ -148,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
     stats = server.stats()
     print(
-        f"crmload mock: stopped after {stats['requests']} requests on {stats['connections_accepted']} connections",
+        f"crmload mock: stopped after {stats['requests']} requests "
+        f"on {stats['connections_accepted']} connections",
         file=sys.stderr,
     )
     return 0

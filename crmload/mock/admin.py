@@ -1,4 +1,5 @@
-"""The mock's inspection endpoints: ``GET /_mock/stats``, ``GET /_mock/records/<entity>``, ``POST /_mock/reset``,
+"""The mock's inspection endpoints: ``GET /_mock/stats``, ``GET /_mock/records/<entity>``, ``POST
+/_mock/reset``,
 ``POST /_mock/faults`` (a JSON fault plan; ``{}`` clears it; the answer is the plan in force)."""
 
 from __future__ import annotations

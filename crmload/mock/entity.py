@@ -2,7 +2,8 @@
 
 - ``DynamicEntity``: ``<entity xsi:type="q1:DynamicEntity" Name="contact"><q1:Properties><q1:Property
   xsi:type="q1:StringProperty" Name="firstname"><q1:Value>...`` with q1 = ``crm/2006/WebServices``.
-- Strongly typed: ``<entity xsi:type="account"><name>...</name><parentaccountid type="account">GUID</...>``, with
+- Strongly typed: ``<entity xsi:type="account"><name>...</name><parentaccountid
+type="account">GUID</...>``, with
   the type and children in ``crm/2007/WebServices``; each value's CRM type comes from the metadata.
 """
 

@@ -17,7 +17,7 @@ code           faultcode    when
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -48,9 +48,16 @@ CODE_UNEXPECTED = "0x80040216"
 
 _XSI_TYPE = ns.qn(ns.XSI, "type")
 
-#: One parser per thread is not needed: lxml parsers are safe to share for ``fromstring`` across threads only
-#: through a per-call copy, so each call makes its own cheap parser (measured: negligible next to parsing).
-_PARSER_KW = {"resolve_entities": False, "no_network": True, "huge_tree": False, "load_dtd": False}
+#: lxml parsers must not be shared between threads, so each thread keeps its own (entities off, no network).
+_local = threading.local()
+
+
+def _parser() -> etree.XMLParser:
+    parser: etree.XMLParser | None = getattr(_local, "parser", None)
+    if parser is None:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
+        _local.parser = parser
+    return parser
 
 
 class SoapFault(Exception):
@@ -64,14 +71,6 @@ class SoapFault(Exception):
         self.kind = kind or code
 
 
-@dataclass(frozen=True, slots=True)
-class Rendered:
-    """A response body and its HTTP status."""
-
-    status: int
-    body: bytes
-
-
 def parse_xml(data: bytes) -> etree._Element:
     """Parse request XML without DTDs, entity expansion or network access; raise ``SoapFault`` when bad."""
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
@@ -79,7 +78,7 @@ def parse_xml(data: bytes) -> etree._Element:
             CODE_UNEXPECTED, "DTD is prohibited in this XML document.", client=True, kind="bad_xml"
         )
     try:
-        root = etree.fromstring(data, etree.XMLParser(**_PARSER_KW))  # type: ignore[arg-type]
+        root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
         raise SoapFault(
             CODE_UNEXPECTED, f"Server was unable to read request: {exc}", client=True, kind="bad_xml"

@@ -1,4 +1,5 @@
-"""Fault injection for the mock: a frozen, validated ``FaultPlan`` and the seeded ``FaultInjector`` that applies it.
+"""Fault injection for the mock: a frozen, validated ``FaultPlan`` and the seeded ``FaultInjector`` that
+applies it.
 
 Example::
 
@@ -32,12 +33,16 @@ class FaultPlan:
         jitter_ms: uniform random extra delay in ``[0, jitter_ms]`` on top of ``latency_ms``.
         busy_rate: fraction answered HTTP 503 "Service Unavailable", as IIS does when its queue is full.
         retry_after_s: when set, busy answers carry ``Retry-After`` with this many seconds.
-        reset_before_commit_rate: fraction where the socket is reset (RST, no answer) before the store commits.
-        reset_after_commit_rate: fraction where the store commits and then the socket is reset: "maybe applied".
-        close_every: answer ``Connection: close`` and close after every N-th response on a connection (0 = never).
+        reset_before_commit_rate: fraction where the socket is reset (RST, no answer) before the store
+        commits.
+        reset_after_commit_rate: fraction where the store commits and then the socket is reset: "maybe
+        applied".
+        close_every: answer ``Connection: close`` and close after every N-th response on a connection (0 =
+        never).
         max_connections: connections beyond this many open ones get a 503 and are closed (0 = unlimited).
         first_request_cost_ms: extra delay on each connection's first request (a stand-in for a handshake).
-        busy_above_rate: answer busy when more than this many SOAP requests arrived in the last second (0 = off).
+        busy_above_rate: answer busy when more than this many SOAP requests arrived in the last second (0 =
+        off).
         seed: RNG seed, so runs repeat.
     """
 
@@ -72,7 +77,8 @@ class FaultPlan:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FaultPlan:
-        """Build a plan from a dict (e.g. the JSON of ``POST /_mock/faults``); unknown keys are a ConfigError."""
+        """Build a plan from a dict (e.g. the JSON of ``POST /_mock/faults``); unknown keys are a
+        ConfigError."""
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -104,7 +110,8 @@ class FaultInjector:
             self._recent.clear()
 
     def chance(self, rate: float) -> bool:
-        """Return True with probability ``rate`` (no RNG draw when the rate is 0, so plans stay repeatable)."""
+        """Return True with probability ``rate`` (no RNG draw when the rate is 0, so plans stay
+        repeatable)."""
         if rate <= 0.0:
             return False
         with self._lock:

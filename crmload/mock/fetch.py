@@ -2,7 +2,8 @@
 
 Supported: ``<fetch mapping="logical" count=".." page=".." aggregate="true">``, one ``<entity name>``,
 ``<attribute name>`` / ``<all-attributes/>``, ``<attribute ... aggregate="count|countcolumn" alias>``,
-``<filter type="and|or">`` with ``<condition attribute operator value>`` (eq, ne, null, not-null, in, not-in, like,
+``<filter type="and|or">`` with ``<condition attribute operator value>`` (eq, ne, null, not-null, in,
+not-in, like,
 not-like, gt, ge, lt, le) and nested filters, ``<order attribute descending>``. The answer is CRM 4.0's
 ``<resultset morerecords="0|1" paging-cookie="..."><result>...</result></resultset>`` string.
 """

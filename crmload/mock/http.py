@@ -1,4 +1,5 @@
-"""A small HTTP/1.1 reader and writer for the mock: Content-Length bodies, keep-alive, one ``sendall`` per reply."""
+"""A small HTTP/1.1 reader and writer for the mock: Content-Length bodies, keep-alive, one ``sendall`` per
+reply."""
 
 from __future__ import annotations
 
@@ -121,7 +122,8 @@ def _parse_head(head: bytes) -> Request:
 def read_request(sock: socket.socket, buf: bytearray, max_body: int) -> Request | None:
     """Read one request from ``sock`` (leftover bytes stay in ``buf``); None on a clean end of stream.
 
-    Raises ``BadRequest`` for unreadable input and ``TooLarge`` (before reading the body) for an oversized one.
+    Raises ``BadRequest`` for unreadable input and ``TooLarge`` (before reading the body) for an oversized
+    one.
     """
     head = _head(sock, buf)
     if head is None:

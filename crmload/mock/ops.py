@@ -21,7 +21,7 @@ from crmload.mock.query import _columns, page_of, parse_query, render_collection
 from crmload.mock.store import Duplicate, Missing, Store
 from crmload.soap import ns
 
-__all__ = ["Context", "OPERATIONS"]
+__all__ = ["OPERATIONS", "Context"]
 
 W = ns.WS2007
 _XMLNS = f' xmlns="{W}"'

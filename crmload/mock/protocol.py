@@ -1,8 +1,8 @@
 """SOAP handling for the mock's 2007 endpoint: version, routing, the auth header, dispatch, CRM-shaped faults.
 
-Routing follows CRM 4.0 / ASMX: the SOAP 1.1 ``SOAPAction`` header (quotes and whitespace trimmed) or the SOAP 1.2
-``action=`` parameter of ``Content-Type``; without either, the body's first element. The body's first element must
-then be ``{crm/2007/WebServices}<Operation>``. Names are compared as resolved QNames, never as prefixes.
+Routing follows CRM 4.0 / ASMX: the SOAP 1.1 ``SOAPAction`` header (quotes and whitespace trimmed) or the
+SOAP 1.2 ``action=`` parameter of ``Content-Type``; without either, the body's first element. That element
+must then be ``{crm/2007/WebServices}<Operation>``. Names are compared as resolved QNames, never as prefixes.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+
+from lxml import etree
 
 from crmload.metadata import Metadata
 from crmload.mock.envelope import (
@@ -44,7 +46,8 @@ class SoapReply:
 
 
 def soap_version(content_type: str) -> str:
-    """Return the envelope namespace a request's Content-Type announces (SOAP 1.2 for application/soap+xml)."""
+    """Return the envelope namespace a request's Content-Type announces (SOAP 1.2 for
+    application/soap+xml)."""
     return ns.SOAP12_ENV if "application/soap+xml" in content_type.lower() else ns.SOAP11_ENV
 
 
@@ -94,7 +97,7 @@ class Protocol:
         soap_ns = soap_version(content_type)
         return SoapReply(500, _CT[soap_ns], fault_body(fault, soap_ns), "unknown", fault.code)
 
-    def _route(self, body: bytes, soap_action: str | None, content_type: str) -> tuple[str, object]:
+    def _route(self, body: bytes, soap_action: str | None, content_type: str) -> tuple[str, etree._Element]:
         root = parse_xml(body)
         if root.tag not in (ns.qn(ns.SOAP11_ENV, "Envelope"), ns.qn(ns.SOAP12_ENV, "Envelope")):
             raise _client(f"The root element {root.tag!r} is not a SOAP envelope.", "bad_envelope")
@@ -118,8 +121,8 @@ class Protocol:
             return tag[len(ns.WS2007) + 2 :], root
         raise _client(f"Unable to handle request without a valid action parameter ({tag!r}).", "unknown_op")
 
-    def _check_token(self, root: object) -> None:
-        header = child(root, root.tag[1 : root.tag.index("}")], "Header")  # type: ignore[arg-type, attr-defined]
+    def _check_token(self, root: etree._Element) -> None:
+        header = child(root, etree.QName(root).namespace or "", "Header")
         token = child(header, ns.WS2007, "CrmAuthenticationToken") if header is not None else None
         if token is None:
             raise SoapFault(CODE_AUTH, "The CrmAuthenticationToken header is missing.", kind="auth_token")

@@ -2,7 +2,8 @@
 
 Supported condition operators: Equal, NotEqual, In, NotIn, Null, NotNull, Like, NotLike, GreaterThan,
 GreaterEqual, LessThan, LessEqual. Paging follows CRM 4.0: ``PageInfo/{PageNumber, Count, PagingCookie}``; the
-answer carries ``MoreRecords`` and a cookie ``<cookie page="N"><accountid last="{GUID}" first="{GUID}" /></cookie>``.
+answer carries ``MoreRecords`` and a cookie ``<cookie page="N"><accountid last="{GUID}" first="{GUID}"
+/></cookie>``.
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ def parse_query(el: etree._Element | None, metadata: Metadata) -> Query:
         )
         if len(names) != len(vals):
             raise invalid("QueryByAttribute needs as many Values as Attributes.")
-        query.filter.conditions = [condition(meta, n, "Equal", [v]) for n, v in zip(names, vals)]
+        query.filter.conditions = [condition(meta, n, "Equal", [v]) for n, v in zip(names, vals, strict=True)]
     orders = child(el, Q, "Orders")
     for order in orders.iterchildren(ns.qn(Q, "Order")) if orders is not None else ():
         attr = (text_of(child(order, Q, "AttributeName")) or "").strip().lower()
@@ -216,7 +217,7 @@ def select(query: Query, records: list[Record]) -> list[Record]:
     for attr, desc in reversed(query.orders):
         present = [r for r in hits if r.get(attr) is not None and r[attr].value is not None]
         absent = [r for r in hits if r.get(attr) is None or r[attr].value is None]
-        present.sort(key=lambda r: _norm(r[attr].value), reverse=desc)  # noqa: B023
+        present.sort(key=lambda r: _norm(r[attr].value), reverse=desc)
         hits = present + absent  # nulls last either way
     return hits
 
@@ -227,7 +228,7 @@ def _cookie_last(cookie: str | None, key: str) -> uuid.UUID | None:
     try:
         el = parse_xml(cookie.encode("utf-8")).find(key)
         return uuid.UUID((el.get("last") or "").strip("{}")) if el is not None else None
-    except Exception:  # noqa: BLE001 - a bad cookie falls back to the page number, as CRM does
+    except Exception:  # a bad cookie falls back to the page number, as CRM does
         return None
 
 
@@ -246,7 +247,8 @@ def page_of(query: Query, hits: list[Record]) -> tuple[list[Record], bool, str |
     if not page:
         return page, more, None
     first_id, last_id = page[0][key].value, page[-1][key].value
-    cookie = f'<cookie page="{query.page}"><{key} last="{{{str(last_id).upper()}}}" first="{{{str(first_id).upper()}}}" /></cookie>'
+    last_s, first_s = str(last_id).upper(), str(first_id).upper()
+    cookie = f'<cookie page="{query.page}"><{key} last="{{{last_s}}}" first="{{{first_s}}}" /></cookie>'
     return page, more, cookie
 
 
@@ -284,6 +286,7 @@ def render_collection(
         render_entity(query.meta, r, query.columns, dynamic=dynamic, tag="q1:BusinessEntity") for r in page
     )
     return (
-        f'<{tag} xmlns:q1="{ns.WS2006}" EntityName="{query.meta.name}" MoreRecords="{"true" if more else "false"}"'
+        f'<{tag} xmlns:q1="{ns.WS2006}" EntityName="{query.meta.name}" '
+        f'MoreRecords="{"true" if more else "false"}"'
         f"{cookie_attr}><q1:BusinessEntities>{entities}</q1:BusinessEntities></{tag}>"
     )

@@ -1,6 +1,7 @@
 """``MockCrm``: a real HTTP/1.1 keep-alive server for the CRM 4.0 2007 endpoint, one thread per connection.
 
-Why threads over raw sockets: the stdlib ``http.server`` speaks HTTP/1.0 by default and writes unbuffered, which
+Why threads over raw sockets: the stdlib ``http.server`` speaks HTTP/1.0 by default and writes unbuffered,
+which
 with Nagle costs ~40 ms per response. Here each reply is one ``sendall`` of a prebuilt buffer on a TCP_NODELAY
 socket, and lxml releases the GIL while parsing. See ``benchmarks/mock_throughput.py`` for the measured rate.
 
@@ -14,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import socket
@@ -66,7 +68,8 @@ class MockCrm:
         org: the OrganizationName the CrmAuthenticationToken must carry (compared case-insensitively).
         host, port: where to listen; port 0 picks a free port.
         faults: the fault plan (default: none).
-        metadata: a ``Metadata``, or a JSON/TOML path of extra entities/attributes, or None for the bundled table.
+        metadata: a ``Metadata``, or a JSON/TOML path of extra entities/attributes, or None for the bundled
+        table.
         users: ``{"DOMAIN\\\\user": "password"}`` to require NTLM (needs ``crmload.mock.ntlm``).
         idle_timeout_s: idle keep-alive connections are closed after this long (IIS connectionTimeout: 120 s).
         max_body_bytes: larger request bodies get a fault and the connection is closed.
@@ -74,7 +77,7 @@ class MockCrm:
         seed: seeds the ids the store makes up (None: random uuid4).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - positional order fixed by docs/INTERNALS.md
         self,
         org: str = "Contoso",
         host: str = "127.0.0.1",
@@ -104,7 +107,7 @@ class MockCrm:
         self.protocol = Protocol(org, meta, self.store, seed or 0)
         self.authenticator: Any = None
         if users:
-            from crmload.mock.ntlm import NtlmAuthenticator
+            from crmload.mock.ntlm import NtlmAuthenticator  # noqa: PLC0415 - pyspnego only when NTLM is on
 
             self.authenticator = NtlmAuthenticator(
                 dict(users), persist_single_request=auth_persist_single_request
@@ -128,7 +131,7 @@ class MockCrm:
 
         return new_id
 
-    # -- public API -------------------------------------------------------------------------------------------
+    # -- public API ---
 
     @property
     def port(self) -> int:
@@ -171,10 +174,9 @@ class MockCrm:
         """Stop accepting, close every connection and wait for the threads."""
         self._stopping.set()
         if self._listener is not None:
-            try:  # wakes a blocked accept() at once on Linux; the 0.5 s accept timeout covers the rest
+            # Wakes a blocked accept() at once on Linux; the 0.5 s accept timeout covers the rest.
+            with contextlib.suppress(OSError):
                 self._listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if self._accept_thread is not None:
             self._accept_thread.join(timeout=5)
             self._accept_thread = None
@@ -184,10 +186,8 @@ class MockCrm:
         with self._conns_lock:
             conns = list(self._conns.values())
         for sock, _ in conns:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         for _, thread in conns:
             thread.join(timeout=5)
         if self.authenticator is not None and hasattr(self.authenticator, "close"):
@@ -223,7 +223,7 @@ class MockCrm:
         """Switch to another fault plan (None: no faults) and reseed it."""
         self.injector.configure(faults or FaultPlan())
 
-    # -- connections ------------------------------------------------------------------------------------------
+    # -- connections ---
 
     def _accept_loop(self) -> None:
         assert self._listener is not None
@@ -267,7 +267,9 @@ class MockCrm:
                     self._conns.pop(state.id, None)
                 self.stats_counter.connection_closed()
 
-    def _one_request(self, sock: socket.socket, state: ConnState, buf: bytearray) -> bool:
+    def _one_request(  # noqa: PLR0911 - one exit per kind of answer reads best here
+        self, sock: socket.socket, state: ConnState, buf: bytearray
+    ) -> bool:
         """Read and answer one request; return False when the connection must end."""
         try:
             req = read_request(sock, buf, self.max_body_bytes)
@@ -283,7 +285,7 @@ class MockCrm:
         state.requests += 1
         if req.path.startswith("/_mock/"):
             status, ctype, body = handle_admin(self, req)
-            return self._send(sock, state, req, status, body, ctype)
+            return self._send(sock, state, req, status=status, body=body, ctype=ctype)
         if self.authenticator is not None:
             result = self.authenticator.check(state, req.headers)
             if not result.ok:
@@ -294,10 +296,16 @@ class MockCrm:
                 sock.sendall(reply)
                 return keep
         if req.path.lower() != ns.PATH2007.lower():
-            return self._send(sock, state, req, 404, b"Not Found", "text/plain")
+            return self._send(sock, state, req, status=404, body=b"Not Found", ctype="text/plain")
         if req.method != "POST":
             return self._send(
-                sock, state, req, 405, b"Method Not Allowed", "text/plain", extra=[("Allow", "POST")]
+                sock,
+                state,
+                req,
+                status=405,
+                body=b"Not allowed",
+                ctype="text/plain",
+                extra=[("Allow", "POST")],
             )
         return self._soap(sock, state, req)
 
@@ -319,10 +327,10 @@ class MockCrm:
         sock: socket.socket,
         state: ConnState,
         req: Request,
+        *,
         status: int,
         body: bytes,
         ctype: str,
-        *,
         extra: list[tuple[str, str]] | None = None,
         close: bool = False,
     ) -> bool:
@@ -339,12 +347,12 @@ class MockCrm:
             self._sleep(plan.first_request_cost_ms / 1000.0)
         if state.over_limit:
             stats.fault("max_connections")
-            return self._send(sock, state, req, 503, _BUSY_BODY, "text/html", close=True)
+            return self._send(sock, state, req, status=503, body=_BUSY_BODY, ctype="text/html", close=True)
         busy_kind = "busy_above_rate" if inj.over_rate() else "busy" if inj.chance(plan.busy_rate) else None
         if busy_kind:
             stats.fault(busy_kind)
             extra = [("Retry-After", f"{plan.retry_after_s:g}")] if plan.retry_after_s is not None else []
-            return self._send(sock, state, req, 503, _BUSY_BODY, "text/html", extra=extra)
+            return self._send(sock, state, req, status=503, body=_BUSY_BODY, ctype="text/html", extra=extra)
         delay = inj.delay_s()
         if delay > 0:
             stats.fault("latency")
@@ -362,7 +370,9 @@ class MockCrm:
         close = bool(plan.close_every) and (state.responses + 1) % plan.close_every == 0
         if close:
             stats.fault("close_every")
-        return self._send(sock, state, req, reply.status, reply.body, reply.content_type, close=close)
+        return self._send(
+            sock, state, req, status=reply.status, body=reply.body, ctype=reply.content_type, close=close
+        )
 
 
 def _reset(sock: socket.socket) -> bool:

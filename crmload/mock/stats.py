@@ -1,4 +1,5 @@
-"""Counters the mock exposes: connections accepted/open/peak, requests by operation, injected faults by kind."""
+"""Counters the mock exposes: connections accepted/open/peak, requests by operation, injected faults by
+kind."""
 
 from __future__ import annotations
 

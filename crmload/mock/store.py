@@ -22,7 +22,8 @@ class Missing(KeyError):
 
 
 class Store:
-    """Records per entity in insertion order; every method takes the one lock, so callers see whole records."""
+    """Records per entity in insertion order; every method takes the one lock, so callers see whole
+    records."""
 
     def __init__(self, new_id: Callable[[], uuid.UUID] = uuid.uuid4) -> None:
         self._lock = threading.Lock()
@@ -31,7 +32,7 @@ class Store:
 
     def create(
         self, entity: str, key_attr: str, attrs: Mapping[str, Value], id: uuid.UUID | None
-    ) -> uuid.UUID:  # noqa: A002
+    ) -> uuid.UUID:
         """Insert a record; ``id=None`` draws a new one. Raises ``Duplicate``."""
         with self._lock:
             table = self._data.setdefault(entity, {})

@@ -1,6 +1,8 @@
-"""Typed CRM 4.0 values as the mock stores them: parse from either entity form, render to either form, to JSON.
+"""Typed CRM 4.0 values as the mock stores them: parse from either entity form, render to either form, to
+JSON.
 
-A stored value is a ``Value(type, value, ref)``: ``type`` is the CRM type name of the metadata table, ``value`` the
+A stored value is a ``Value(type, value, ref)``: ``type`` is the CRM type name of the metadata table,
+``value`` the
 Python value (None means null) and ``ref`` the target entity of a Lookup/Customer/Owner.
 """
 
@@ -12,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-__all__ = ["PROPERTY_TYPES", "BadValue", "Value", "convert", "to_json", "render_dynamic", "render_typed"]
+__all__ = ["PROPERTY_TYPES", "BadValue", "Value", "convert", "render_dynamic", "render_typed", "to_json"]
 
 #: DynamicEntity ``*Property`` xsi:type local name -> CRM type name.
 PROPERTY_TYPES = {
@@ -60,7 +62,7 @@ def _bool(text: str) -> bool:
     raise BadValue(f"'{text}' is not a valid boolean")
 
 
-def convert(crm_type: str, text: str | None, ref: str | None = None) -> Value:
+def convert(crm_type: str, text: str | None, ref: str | None = None) -> Value:  # noqa: PLR0911
     """Convert element text to a typed ``Value``; ``text=None`` is a null. Raises ``BadValue``."""
     if text is None:
         return Value(crm_type, None, ref)
@@ -113,7 +115,8 @@ def _value_attrs(v: Value) -> str:
 
 
 def render_dynamic(name: str, v: Value, p: str) -> str:
-    """Render one ``<p:Property xsi:type="p:XxxProperty" Name=...>`` element (``p`` = 2006 WebServices prefix)."""
+    """Render one ``<p:Property xsi:type="p:XxxProperty" Name=...>`` element (``p`` = 2006 WebServices
+    prefix)."""
     prop = _PROPERTY_OF.get(v.type, "StringProperty")
     if v.value is None:
         body = f"<{p}:Value{_value_attrs(v)} />"

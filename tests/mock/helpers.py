@@ -40,7 +40,10 @@ def envelope(body: str, *, org: str | None = "Contoso", soap12: bool = False) ->
 
 def dyn_entity(entity: str, props: str, tag: str = "entity") -> str:
     """A DynamicEntity element (prefix q1 = 2006 WebServices) holding ``props``."""
-    return f'<{tag} xmlns:q1="{WS06}" xsi:type="q1:DynamicEntity" Name="{entity}"><q1:Properties>{props}</q1:Properties></{tag}>'
+    return (
+        f'<{tag} xmlns:q1="{WS06}" xsi:type="q1:DynamicEntity" Name="{entity}">'
+        f"<q1:Properties>{props}</q1:Properties></{tag}>"
+    )
 
 
 def prop(kind: str, name: str, value: str | None, attrs: str = "") -> str:

@@ -25,14 +25,16 @@ def test_create_update_retrieve_delete_dynamic(crm: MockCrm) -> None:
         assert crm.records("account") == [{"accountid": str(rid), "name": "A & B", "numberofemployees": 12}]
         body = (
             f'<Execute xmlns="{WS}"><Request xsi:type="RetrieveRequest" ReturnDynamicEntities="true">'
-            f'<Target xsi:type="TargetRetrieveDynamic"><EntityName>account</EntityName><EntityId>{rid}</EntityId>'
-            '</Target><ColumnSet xmlns:q="http://schemas.microsoft.com/crm/2006/Query" xsi:type="q:AllColumns" />'
+            '<Target xsi:type="TargetRetrieveDynamic"><EntityName>account</EntityName>'
+            f"<EntityId>{rid}</EntityId></Target>"
+            '<ColumnSet xmlns:q="http://schemas.microsoft.com/crm/2006/Query" xsi:type="q:AllColumns" />'
             "</Request></Execute>"
         )
         r = post(conn, "Execute", envelope(body))
         assert r.status == 200
         ent = r.find(".//w:Response/q:BusinessEntity")
-        assert ent is not None and ent.get("Name") == "account"
+        assert ent is not None
+        assert ent.get("Name") == "account"
         names = {p.get("Name"): p.findtext(f"{{{WS06}}}Value") for p in ent.iter(f"{{{WS06}}}Property")}
         assert names == {"accountid": str(rid), "name": "A & B", "numberofemployees": "12"}
         r = post(

@@ -15,6 +15,7 @@ import pytest
 from crmload.mock import MockCrm
 from tests.mock.helpers import SOAP11, SOAP12, WS, connect, dyn_entity, envelope, post, prop
 
+KEYPROP = prop("KeyProperty", "accountid", str(uuid.uuid4()))
 WHOAMI = f'<Execute xmlns="{WS}"><Request xsi:type="WhoAmIRequest" /></Execute>'
 
 
@@ -46,16 +47,14 @@ def still_serving(crm: MockCrm) -> None:
 
 
 def test_duplicate_key_0x80040237(conn: http.client.HTTPConnection, crm: MockCrm) -> None:
-    body = envelope(
-        f'<Create xmlns="{WS}">{dyn_entity("account", prop("KeyProperty", "accountid", str(uuid.uuid4())))}</Create>'
-    )
+    body = envelope(f'<Create xmlns="{WS}">{dyn_entity("account", KEYPROP)}</Create>')
     assert post(conn, "Create", body).status == 200
     assert_crm_fault(post(conn, "Create", body), "0x80040237")
     assert crm.stats()["crm_faults_by_code"] == {"0x80040237": 1}
 
 
 @pytest.mark.parametrize(
-    "op,body",
+    ("op", "body"),
     [
         (
             "Retrieve",
@@ -64,7 +63,7 @@ def test_duplicate_key_0x80040237(conn: http.client.HTTPConnection, crm: MockCrm
         ("Delete", f'<Delete xmlns="{WS}"><entityName>account</entityName><id>{uuid.uuid4()}</id></Delete>'),
         (
             "Update",
-            f'<Update xmlns="{WS}">{dyn_entity("account", prop("KeyProperty", "accountid", str(uuid.uuid4())))}</Update>',
+            f'<Update xmlns="{WS}">{dyn_entity("account", KEYPROP)}</Update>',
         ),
     ],
 )
@@ -93,12 +92,12 @@ def test_invalid_argument_0x80040203(conn: http.client.HTTPConnection, crm: Mock
 
 
 @pytest.mark.parametrize(
-    "op,body",
+    ("op", "body"),
     [
         ("Create", f'<Create xmlns="{WS}">{dyn_entity("nosuchentity", "")}</Create>'),
         (
             "Update",
-            f'<Update xmlns="{WS}">{dyn_entity("account", prop("StringProperty", "name", "no key"))}</Update>',
+            f'<Update xmlns="{WS}">{dyn_entity("account", prop("StringProperty", "name", "n"))}</Update>',
         ),
         ("Execute", f'<Execute xmlns="{WS}"><Request xsi:type="AssignRequest" /></Execute>'),
         ("Delete", f'<Delete xmlns="{WS}"><entityName>account</entityName><id>nope</id></Delete>'),
@@ -136,8 +135,10 @@ def test_soap12_request_gets_soap12_fault(conn: http.client.HTTPConnection) -> N
 
 
 BOMB = (
-    b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
-    b'<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">'
+    b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+    b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
+    b'<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
+    b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">'
     b"<s:Body><x>&lol3;</x></s:Body></s:Envelope>"
 )
 XXE = (
@@ -147,7 +148,7 @@ XXE = (
 
 
 @pytest.mark.parametrize(
-    "op,body",
+    ("op", "body"),
     [
         ("Execute", envelope(WHOAMI)[:-40]),
         ("Execute", envelope(WHOAMI.replace(WS, "http://example.com/not-crm"))),
@@ -199,7 +200,8 @@ def test_fifty_megabyte_body_gets_fault_and_close(crm: MockCrm) -> None:
 def test_chunked_body_is_refused(crm: MockCrm) -> None:
     with socket.create_connection(("127.0.0.1", crm.port), timeout=5) as sock:
         sock.sendall(
-            b"POST /MSCRMServices/2007/CrmService.asmx HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+            b"POST /MSCRMServices/2007/CrmService.asmx HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
         )
         data = b""
         while chunk := sock.recv(65536):

@@ -50,7 +50,10 @@ def query_expression(
 
 def cond(attr: str, op: str, *values: str) -> str:
     vals = "".join(f"<q:Value>{v}</q:Value>" for v in values)
-    return f"<q:Condition><q:AttributeName>{attr}</q:AttributeName><q:Operator>{op}</q:Operator><q:Values>{vals}</q:Values></q:Condition>"
+    return (
+        f"<q:Condition><q:AttributeName>{attr}</q:AttributeName><q:Operator>{op}</q:Operator>"
+        f"<q:Values>{vals}</q:Values></q:Condition>"
+    )
 
 
 def retrieve_multiple(conn: http.client.HTTPConnection, query: str) -> etree._Element:
@@ -65,9 +68,15 @@ def names(result: etree._Element) -> list[str]:
 
 def test_typed_create_update_retrieve(conn: http.client.HTTPConnection, crm: MockCrm) -> None:
     rid = str(uuid.uuid4())
-    body = f'<Create xmlns="{WS}"><entity xsi:type="account"><accountid>{rid}</accountid><name>T</name><creditlimit>10.50</creditlimit></entity></Create>'
+    body = (
+        f'<Create xmlns="{WS}"><entity xsi:type="account"><accountid>{rid}</accountid><name>T</name>'
+        "<creditlimit>10.50</creditlimit></entity></Create>"
+    )
     assert post(conn, "Create", envelope(body)).find(".//w:CreateResult").text == rid
-    body = f'<Update xmlns="{WS}"><entity xsi:type="account"><accountid>{{{rid.upper()}}}</accountid><name>U</name></entity></Update>'
+    body = (
+        f'<Update xmlns="{WS}"><entity xsi:type="account"><accountid>{{{rid.upper()}}}</accountid>'
+        "<name>U</name></entity></Update>"
+    )
     assert post(conn, "Update", envelope(body)).status == 200
     q = f'<columnSet xmlns:q="{QRY}" xsi:type="q:AllColumns" />'
     r = post(
@@ -117,7 +126,8 @@ def test_query_by_attribute_and_columnset(conn: http.client.HTTPConnection) -> N
     seed_accounts(conn, 3)
     query = (
         f'<query xmlns:q="{QRY}" xsi:type="q:QueryByAttribute"><q:EntityName>account</q:EntityName>'
-        '<q:ColumnSet xsi:type="q:ColumnSet"><q:Attributes><q:Attribute>name</q:Attribute></q:Attributes></q:ColumnSet>'
+        '<q:ColumnSet xsi:type="q:ColumnSet"><q:Attributes><q:Attribute>name</q:Attribute></q:Attributes>'
+        "</q:ColumnSet>"
         "<q:Attributes><q:Attribute>numberofemployees</q:Attribute></q:Attributes><q:Values><q:Value>1</q:Value></q:Values></query>"
     )
     result = retrieve_multiple(conn, query)
@@ -151,7 +161,11 @@ def _esc(text: str) -> str:
 
 def test_execute_retrieve_multiple_dynamic(conn: http.client.HTTPConnection) -> None:
     seed_accounts(conn, 2)
-    body = f'<Execute xmlns="{WS}"><Request xsi:type="RetrieveMultipleRequest" ReturnDynamicEntities="true">{query_expression("").replace("<query", "<Query").replace("</query>", "</Query>")}</Request></Execute>'
+    query = query_expression("").replace("<query", "<Query").replace("</query>", "</Query>")
+    body = (
+        f'<Execute xmlns="{WS}"><Request xsi:type="RetrieveMultipleRequest" ReturnDynamicEntities="true">'
+        f"{query}</Request></Execute>"
+    )
     r = post(conn, "Execute", envelope(body))
     coll = r.find(".//w:Response/q:BusinessEntityCollection")
     assert coll.get("EntityName") == "account"
@@ -165,7 +179,8 @@ def test_execute_create_update_delete_dynamic(conn: http.client.HTTPConnection, 
         conn,
         "Execute",
         envelope(
-            f'<Execute xmlns="{WS}"><Request xsi:type="CreateRequest"><Target xsi:type="TargetCreateDynamic">{ent}</Target></Request></Execute>'
+            f'<Execute xmlns="{WS}"><Request xsi:type="CreateRequest">'
+            f'<Target xsi:type="TargetCreateDynamic">{ent}</Target></Request></Execute>'
         ),
     )
     rid = r.find(".//w:Response/w:id").text
@@ -178,12 +193,16 @@ def test_execute_create_update_delete_dynamic(conn: http.client.HTTPConnection, 
         conn,
         "Execute",
         envelope(
-            f'<Execute xmlns="{WS}"><Request xsi:type="UpdateRequest"><Target xsi:type="TargetUpdateDynamic">{ent}</Target></Request></Execute>'
+            f'<Execute xmlns="{WS}"><Request xsi:type="UpdateRequest">'
+            f'<Target xsi:type="TargetUpdateDynamic">{ent}</Target></Request></Execute>'
         ),
     )
     assert r.status == 200
     assert crm.records("contact") == [{"contactid": rid, "lastname": "M"}]
-    target = f'<Target xsi:type="TargetDeleteDynamic"><EntityName>contact</EntityName><EntityId>{rid}</EntityId></Target>'
+    target = (
+        '<Target xsi:type="TargetDeleteDynamic"><EntityName>contact</EntityName>'
+        f"<EntityId>{rid}</EntityId></Target>"
+    )
     r = post(
         conn,
         "Execute",
@@ -195,11 +214,17 @@ def test_execute_create_update_delete_dynamic(conn: http.client.HTTPConnection, 
 
 def test_fetch_list_and_count(conn: http.client.HTTPConnection) -> None:
     seed_accounts(conn, 4)
-    fetch = '<fetch mapping="logical"><entity name="account"><attribute name="name"/><filter><condition attribute="numberofemployees" operator="eq" value="1"/></filter></entity></fetch>'
+    fetch = (
+        '<fetch mapping="logical"><entity name="account"><attribute name="name"/><filter>'
+        '<condition attribute="numberofemployees" operator="eq" value="1"/></filter></entity></fetch>'
+    )
     r = post(conn, "Fetch", envelope(f'<Fetch xmlns="{WS}"><fetchXml>{_esc(fetch)}</fetchXml></Fetch>'))
     resultset = etree.fromstring(r.find(".//w:FetchResult").text.encode())
     assert [x.findtext("name") for x in resultset.findall("result")] == ["acc01"]
-    fetch = '<fetch aggregate="true"><entity name="account"><attribute name="accountid" aggregate="count" alias="n"/></entity></fetch>'
+    fetch = (
+        '<fetch aggregate="true"><entity name="account">'
+        '<attribute name="accountid" aggregate="count" alias="n"/></entity></fetch>'
+    )
     r = post(conn, "Fetch", envelope(f'<Fetch xmlns="{WS}"><fetchXml>{_esc(fetch)}</fetchXml></Fetch>'))
     assert etree.fromstring(r.find(".//w:FetchResult").text.encode()).findtext("result/n") == "4"
 
@@ -229,8 +254,9 @@ def test_soap12_with_action_in_content_type(conn: http.client.HTTPConnection) ->
 
 def test_prefixes_do_not_matter(conn: http.client.HTTPConnection, crm: MockCrm) -> None:
     body = (
-        f'<zz:Create xmlns:zz="{WS}"><zz:entity xmlns:x="{WS06}" xmlns:i="http://www.w3.org/2001/XMLSchema-instance" '
-        'i:type="x:DynamicEntity" Name="account"><x:Properties><x:Property i:type="x:StringProperty" Name="name">'
+        f'<zz:Create xmlns:zz="{WS}"><zz:entity xmlns:x="{WS06}" '
+        'xmlns:i="http://www.w3.org/2001/XMLSchema-instance" i:type="x:DynamicEntity" Name="account">'
+        '<x:Properties><x:Property i:type="x:StringProperty" Name="name">'
         "<x:Value>P</x:Value></x:Property></x:Properties></zz:entity></zz:Create>"
     )
     assert post(conn, "Create", envelope(body)).status == 200

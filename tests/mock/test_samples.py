@@ -1,4 +1,5 @@
-"""Every real CRM 4.0 request sample in ``shared/reference/crm-wsdl/samples`` is accepted and answered as CRM would.
+"""Every real CRM 4.0 request sample in ``shared/reference/crm-wsdl/samples`` is accepted and answered as
+CRM would.
 
 The samples are posted byte for byte with the headers of their ``.http.txt`` files. Records they refer to are
 created first with raw Create envelopes, so each sample gets the success answer; the answer's shape is parsed.
@@ -87,8 +88,10 @@ def _seed(crm: MockCrm) -> None:
             ),
             ("account", str(uuid.uuid4()), prop("StringProperty", "name", "Contoso East")),
         ]:
-            props = prop("KeyProperty", f"{entity}id", key) + props
-            r = post(conn, "Create", envelope(f'<Create xmlns="{WS}">{dyn_entity(entity, props)}</Create>'))
+            allprops = prop("KeyProperty", f"{entity}id", key) + props
+            r = post(
+                conn, "Create", envelope(f'<Create xmlns="{WS}">{dyn_entity(entity, allprops)}</Create>')
+            )
             assert r.status == 200, r.body
     finally:
         conn.close()
@@ -107,7 +110,7 @@ def test_sample_is_answered(sample_crm: MockCrm, shared_reference: Path, name: s
     reply = _send_sample(sample_crm, directory, name)
     assert reply.status == 200, reply.body
     assert reply.headers["Content-Type"].startswith("text/xml")
-    _CHECKS[name.split(".")[0]](sample_crm, reply)
+    _CHECKS[name.split(".", maxsplit=1)[0]](sample_crm, reply)
 
 
 def _check_create_dynamic(crm: MockCrm, r: Reply) -> None:
