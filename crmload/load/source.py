@@ -111,7 +111,8 @@ class CsvSource:
         self._fh = io.TextIOWrapper(raw, encoding=self.encoding, errors="surrogateescape", newline="")
         csv.field_size_limit(max(csv.field_size_limit(), self.field_limit))
         lines = (line.replace("\0", _NUL_MARK) if "\0" in line else line for line in self._fh)
-        self._reader = csv.reader(lines, delimiter=self.delimiter, strict=False)
+        # strict: a stray quote or an unterminated quoted field is a reported error, not a silently merged row.
+        self._reader = csv.reader(lines, delimiter=self.delimiter, strict=True)
         try:
             self.header = self._read_header()
         except BaseException:
@@ -170,7 +171,8 @@ class CsvSource:
                 return
             except csv.Error as exc:
                 self._last_line = self._line_num()
-                yield SourceRow(start, {}, SourceError(f"unreadable record: {exc}", line_no=start))
+                hint = " (an unterminated quoted field?)" if "end of data" in str(exc) else ""
+                yield SourceRow(start, {}, SourceError(f"unreadable record: {exc}{hint}", line_no=start))
                 continue
             self._last_line = self._line_num()
             if not fields or (fields == [""] and width > 1):
