@@ -255,7 +255,7 @@ def _registry() -> dict[str, Callable[[Ctx], dict[str, Any]]]:
         "port_wall": scenarios_ports.port_wall,
         "throughput": throughput,
         "latency": latency,
-        "limiter": scenarios_limits.limiter,
+        "limiter_precision": scenarios_limits.limiter,
         "broken_keepalive": scenarios_ports.broken_keepalive,
         "memory": scenarios_limits.memory,
     }
