@@ -26,6 +26,7 @@ from crmload.errors import (
     ResponseLostError,
     ServerBusyError,
 )
+from crmload.metadata import Metadata, load_metadata
 from crmload.retry import DEFAULT_RETRY_POLICY, RetryPolicy, RetryStats, retrying
 from crmload.soap.codec2007 import Codec2007, WhoAmI
 from crmload.soap.faults import parse_fault
@@ -72,6 +73,7 @@ class CrmClient:
         verify: TLS verification (on) or a CA bundle path.
         proxies: explicit proxies; HTTP(S)_PROXY / NO_PROXY are honoured too, read once at start.
         limits: connection pool shape (``PoolLimits``).
+        metadata: entity metadata used to type null values (``load_metadata()`` by default).
         clock, sleep: injected time for the limiter, the guard and retry waits.
 
     Example:
@@ -95,13 +97,16 @@ class CrmClient:
         verify: bool | str = True,
         proxies: Mapping[str, str] | None = None,
         limits: PoolLimits | None = None,
+        metadata: Metadata | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._budget = budget if budget is not None else DEFAULT_PORT_BUDGET
-        self._codec = Codec2007(org)
+        self._metadata = metadata if metadata is not None else load_metadata()
+        self._codec = Codec2007(org, null_property=self._null_property)
         self._limiter = CallLimiter(_rate_limit(rate, self._budget), self._budget, clock=clock, sleep=sleep)
-        self._guard = ConnectGuard(self._budget, clock=clock, sleep=sleep)
+        # A pool larger than the default burst should not queue on its own warm-up.
+        self._guard = ConnectGuard(self._budget, clock=clock, sleep=sleep, burst=max(8, workers))
         self._policy = retry if retry is not None else DEFAULT_RETRY_POLICY
         self._clock = clock
         self._sleep = sleep
@@ -118,6 +123,13 @@ class CrmClient:
             limits=limits,
             clock=clock,
         )
+
+    def _null_property(self, entity: str, attribute: str) -> str | None:
+        # CRM checks a null's property type against the attribute's, so a None needs its declared type.
+        if not self._metadata.has(entity):
+            return None
+        crm_type = self._metadata.entity(entity).type_of(attribute)
+        return None if crm_type is None else crm_type + "Property"
 
     def __repr__(self) -> str:
         return f"CrmClient({self._transport.url!r}, org={self._codec.org!r})"
