@@ -6,7 +6,6 @@ still comes from a result file.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 #: Readable names for the boolean goals each scenario writes.
@@ -29,7 +28,7 @@ def goal_rows(docs: dict[str, dict[str, Any]]) -> list[list[Any]]:
     for name, doc in docs.items():
         for key, val in (doc.get("goals") or {}).items():
             if isinstance(val, bool):
-                rows.append([name, GOAL_TEXT.get((name, key), key), val])
+                rows.append([name, GOAL_TEXT.get((name, key), key), "met" if val else "**missed**"])
     return rows
 
 
@@ -80,19 +79,62 @@ def broken_keepalive_note(doc: dict[str, Any]) -> str:
     )
 
 
-def _flatten(obj: Any, prefix: str = "", depth: int = 0) -> Iterable[tuple[str, Any]]:
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if k != "machine":
-                yield from _flatten(v, f"{prefix}.{k}" if prefix else str(k), depth + 1)
-    elif isinstance(obj, list):
-        if len(obj) <= 12 and depth < 4:
-            for i, v in enumerate(obj):
-                yield from _flatten(v, f"{prefix}[{i}]", depth + 1)
-    elif isinstance(obj, (int, float, str, bool)) and not (isinstance(obj, str) and len(obj) > 120):
-        yield prefix, obj
+Table = tuple[str, list[str], list[list[Any]]]
 
 
-def scalar_rows(doc: dict[str, Any], limit: int = 60) -> list[tuple[str, Any]]:
-    """The scalar numbers of any result document as ``(dotted key, value)`` rows, machine block left out."""
-    return list(_flatten(doc))[:limit]
+def _is_scalar(v: Any) -> bool:
+    return isinstance(v, (int, float, str, bool)) or v is None
+
+
+def _flat_row(d: dict[str, Any]) -> dict[str, Any]:
+    """A record's scalar fields, nested dicts one level deep as dotted keys, short scalar lists joined."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if _is_scalar(v):
+            out[k] = v
+        elif isinstance(v, list) and len(v) <= 8 and all(_is_scalar(x) for x in v):
+            out[k] = ", ".join(str(x) for x in v)
+        elif isinstance(v, dict):
+            out.update({f"{k}.{k2}": v2 for k2, v2 in v.items() if _is_scalar(v2)})
+    return out
+
+
+def _rows_table(title: str, records: list[tuple[str | None, dict[str, Any]]]) -> Table:
+    rows = [(name, _flat_row(d)) for name, d in records]
+    cols: list[str] = []
+    for _, r in rows:
+        cols += [k for k in r if k not in cols]
+    named = any(name is not None for name, _ in rows)
+    headers = (["name"] if named else []) + cols
+    body = [([name] if named else []) + [r.get(c) for c in cols] for name, r in rows]
+    return title, headers, body
+
+
+def generic_tables(doc: Any, path: str = "") -> list[Table]:
+    """Tables for any result document: lists of records and maps of records become row tables; scalars
+    gather into a key/value table. The ``machine`` block is left out (the report describes the machine)."""
+    tables: list[Table] = []
+    scalars: list[list[Any]] = []
+    if isinstance(doc, dict):
+        values = [v for k, v in doc.items() if k != "machine"]
+        if (
+            len(values) >= 2
+            and all(isinstance(v, dict) for v in values)
+            and all(any(_is_scalar(x) for x in v.values()) for v in values)
+        ):
+            return [_rows_table(path, [(k, v) for k, v in doc.items() if k != "machine"])]
+        for k, v in doc.items():
+            if k == "machine":
+                continue
+            sub = f"{path}.{k}" if path else k
+            if _is_scalar(v) and not (isinstance(v, str) and len(v) > 160):
+                scalars.append([sub, v])
+            elif isinstance(v, list) and len(v) <= 12 and all(_is_scalar(x) for x in v):
+                scalars.append([sub, ", ".join(str(x) for x in v)])
+            else:
+                tables += generic_tables(v, sub)
+    elif isinstance(doc, list) and doc and all(isinstance(x, dict) for x in doc):
+        tables.append(_rows_table(path, [(None, x) for x in doc[:40]]))
+    if scalars:
+        tables.insert(0, (path, ["key", "value"], scalars))
+    return tables

@@ -36,7 +36,7 @@ def fmt(v: Any, digits: int = 3) -> str:
     if v is None:
         return "-"
     if isinstance(v, bool):
-        return "yes" if v else "**no**"
+        return "yes" if v else "no"
     if isinstance(v, int):
         return f"{v:,}"
     if isinstance(v, float):
@@ -338,8 +338,12 @@ def _section_memory(doc: dict[str, Any], md_dir: Path, plot_dir: Path) -> str:
 
 
 def _section_other(name: str, title: str, doc: dict[str, Any]) -> str:
-    rows = analysis.scalar_rows(doc)
-    return f"### {title} (`benchmarks/results/{name}.json`)\n\n" + table(["key", "value"], rows)
+    parts = [f"### {title} (`benchmarks/results/{name}.json`)"]
+    for sub, headers, rows in analysis.generic_tables(doc)[:12]:
+        if sub:
+            parts.append(f"`{sub}`:")
+        parts.append(table(headers, rows))
+    return "\n\n".join(parts)
 
 
 def _goals_summary(docs: dict[str, dict[str, Any]]) -> str:
