@@ -55,6 +55,7 @@ class ConnState:
     id: int
     peer: tuple[str, int]
     requests: int = 0
+    soap_requests: int = 0
     responses: int = 0
     auth: Any = None
     over_limit: bool = False
@@ -342,7 +343,8 @@ class MockCrm:
     def _soap(self, sock: socket.socket, state: ConnState, req: Request) -> bool:
         plan, stats, inj = self.injector.plan, self.stats_counter, self.injector
         stats.request_received()
-        if state.requests == 1 and plan.first_request_cost_ms > 0:
+        state.soap_requests += 1
+        if state.soap_requests == 1 and plan.first_request_cost_ms > 0:
             stats.fault("first_request_cost")
             self._sleep(plan.first_request_cost_ms / 1000.0)
         if state.over_limit:
