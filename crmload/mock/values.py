@@ -14,6 +14,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+_CR = {"\r": "&#13;"}
+
 __all__ = ["PROPERTY_TYPES", "BadValue", "Value", "convert", "render_dynamic", "render_typed", "to_json"]
 
 #: DynamicEntity ``*Property`` xsi:type local name -> CRM type name.
@@ -103,7 +105,8 @@ def _text(v: Value) -> str:
         return "true" if val else "false"
     if isinstance(val, float):
         return repr(val)
-    return escape(str(val))
+    # A raw CR would be normalised to LF by the client's XML parser; a character reference survives.
+    return escape(str(val), _CR)
 
 
 def _value_attrs(v: Value) -> str:
