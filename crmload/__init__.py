@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from crmload.auth import Basic, Bearer, Negotiate, Ntlm, Secret
+from crmload.budget import DEFAULT_PORT_BUDGET, PortBudget
+from crmload.client import CrmClient
 from crmload.errors import (
     AuthenticationError,
     ConfigError,
@@ -27,32 +30,66 @@ from crmload.errors import (
     SourceError,
     TransportError,
 )
+from crmload.load import Loader
+from crmload.metadata import EntityMeta, Metadata, load_metadata
+from crmload.retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from crmload.soap.codec2007 import WhoAmI
+from crmload.throttle import DEFAULT_RATE_LIMIT, RateLimit
+from crmload.transport import DEFAULT_TIMEOUT, PoolLimits, Timeout
+from crmload.types import Customer, Key, Lookup, Money, Owner, Picklist, Status
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_PORT_BUDGET",
+    "DEFAULT_RATE_LIMIT",
+    "DEFAULT_RETRY_POLICY",
+    "DEFAULT_TIMEOUT",
     "AuthenticationError",
+    "Basic",
+    "Bearer",
     "ConfigError",
     "ConnectError",
+    "CrmClient",
     "CrmFault",
     "CrmLoadError",
+    "Customer",
     "DuplicateRecord",
     "EncodingError",
+    "EntityMeta",
     "InputError",
     "InvalidArgument",
     "JournalError",
+    "Key",
+    "Loader",
+    "Lookup",
     "MappingError",
+    "Metadata",
+    "Money",
+    "Negotiate",
+    "Ntlm",
+    "Owner",
+    "Picklist",
+    "PoolLimits",
+    "PortBudget",
     "PortExhaustedError",
     "PrivilegeDenied",
     "ProtocolError",
+    "RateLimit",
     "RecordNotFound",
     "RequiredFieldMissing",
     "ResponseLostError",
     "RetryExhaustedError",
+    "RetryPolicy",
+    "Secret",
     "ServerBusyError",
     "SourceError",
+    "Status",
+    "Timeout",
     "TransportError",
+    "WhoAmI",
     "__version__",
+    "load_metadata",
 ]
 
 # The library stays silent unless the application configures logging.
