@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Generate an N-row accounts or contacts CSV for benchmarks and examples, streaming (flat memory at any N).
 
-Rows are deterministic for a seed. Accounts carry their source key in ``accountnumber`` (A-000001, ...), a real
-attribute, so ``--key accountnumber`` both stores it and derives the id; contacts carry ``contact_key`` and an
-``account_key`` that points at one of the first ``--accounts`` accounts (``examples/contacts.map.toml``).
+Rows are deterministic for a seed. Accounts carry their source key in ``accountnumber`` (A-000001, ...), a
+real attribute, so ``--key accountnumber`` both stores it and derives the id; contacts carry ``contact_key``
+and an ``account_key`` that points at one of the first ``--accounts`` accounts
+(``examples/contacts.map.toml``).
 
     python scripts/gen_csv.py 1000000 /tmp/accounts-1m.csv
     python scripts/gen_csv.py 200000 /tmp/contacts.csv --entity contact --accounts 1000000
@@ -19,22 +20,92 @@ import sys
 from collections.abc import Iterator
 
 ACCOUNT_COLUMNS = [
-    "accountnumber", "name", "telephone1", "emailaddress1", "address1_line1", "address1_city",
-    "address1_postalcode", "address1_country", "revenue", "numberofemployees", "industrycode", "creditonhold",
-    "lastusedincampaign", "description",
+    "accountnumber",
+    "name",
+    "telephone1",
+    "emailaddress1",
+    "address1_line1",
+    "address1_city",
+    "address1_postalcode",
+    "address1_country",
+    "revenue",
+    "numberofemployees",
+    "industrycode",
+    "creditonhold",
+    "lastusedincampaign",
+    "description",
 ]
 CONTACT_COLUMNS = [
-    "contact_key", "account_key", "firstname", "lastname", "emailaddress1", "telephone1", "jobtitle", "birthdate",
-    "gendercode", "address1_city",
+    "contact_key",
+    "account_key",
+    "firstname",
+    "lastname",
+    "emailaddress1",
+    "telephone1",
+    "jobtitle",
+    "birthdate",
+    "gendercode",
+    "address1_city",
 ]
-_WORDS = ["Contoso", "Fabrikam", "Northwind", "Adventure", "Tailspin", "Litware", "Proseware", "Wingtip",
-          "Coho", "Alpine", "Blue Yonder", "Fourth Coffee", "Humongous", "Lucerne", "Margie's", "Wide World"]
+_WORDS = [
+    "Contoso",
+    "Fabrikam",
+    "Northwind",
+    "Adventure",
+    "Tailspin",
+    "Litware",
+    "Proseware",
+    "Wingtip",
+    "Coho",
+    "Alpine",
+    "Blue Yonder",
+    "Fourth Coffee",
+    "Humongous",
+    "Lucerne",
+    "Margie's",
+    "Wide World",
+]
 _SUFFIX = ["Ltd", "GmbH", "S.A.", "Inc.", "AG", "Oy", "plc", "S.p.A.", "K.K.", "Pty"]
-_CITIES = [("Paris", "France"), ("Zürich", "Switzerland"), ("München", "Germany"), ("Kraków", "Poland"),
-           ("São Paulo", "Brazil"), ("Montréal", "Canada"), ("Seattle", "USA"), ("København", "Denmark"),
-           ("東京", "Japan"), ("Reykjavík", "Iceland"), ("Málaga", "Spain"), ("Łódź", "Poland")]
-_FIRST = ["Anna", "José", "Zoë", "Łukasz", "Chloé", "Björn", "Siobhán", "Mei", "Ömer", "Nuño", "Jean-Luc", "Ada"]
-_LAST = ["Müller", "García", "O'Brien", "Nguyễn", "Dupont", "Søndergaard", "Kowalski", "Smith", "Tanaka", "Ngata"]
+_CITIES = [
+    ("Paris", "France"),
+    ("Zürich", "Switzerland"),
+    ("München", "Germany"),
+    ("Kraków", "Poland"),
+    ("São Paulo", "Brazil"),
+    ("Montréal", "Canada"),
+    ("Seattle", "USA"),
+    ("København", "Denmark"),
+    ("東京", "Japan"),
+    ("Reykjavík", "Iceland"),
+    ("Málaga", "Spain"),
+    ("Łódź", "Poland"),
+]
+_FIRST = [
+    "Anna",
+    "José",
+    "Zoë",
+    "Łukasz",
+    "Chloé",
+    "Björn",
+    "Siobhán",
+    "Mei",
+    "Ömer",
+    "Nuño",
+    "Jean-Luc",
+    "Ada",
+]
+_LAST = [
+    "Müller",
+    "García",
+    "O'Brien",
+    "Nguyễn",
+    "Dupont",
+    "Søndergaard",
+    "Kowalski",
+    "Smith",
+    "Tanaka",
+    "Ngata",
+]
 _TITLES = ["CFO", "Buyer", "Head of IT", "VP, Sales", "Office manager", "Engineer"]
 
 
@@ -63,10 +134,20 @@ def accounts(n: int, rng: random.Random, messy: bool) -> Iterator[list[str]]:
             elif kind == 7:
                 date = ""  # no date
         yield [
-            f"A-{i:06d}", name, f"+{rng.randrange(10**10, 10**11)}",
-            f"info{i}@example.com", f"{rng.randrange(1, 300)} {rng.choice(_LAST)} Street", city,
-            f"{rng.randrange(10000, 99999)}", country, revenue, str(rng.randrange(1, 50000)),
-            str(rng.randrange(1, 34)), rng.choice(["true", "false", "yes", "no", "0", "1"]), date, desc,
+            f"A-{i:06d}",
+            name,
+            f"+{rng.randrange(10**10, 10**11)}",
+            f"info{i}@example.com",
+            f"{rng.randrange(1, 300)} {rng.choice(_LAST)} Street",
+            city,
+            f"{rng.randrange(10000, 99999)}",
+            country,
+            revenue,
+            str(rng.randrange(1, 50000)),
+            str(rng.randrange(1, 34)),
+            rng.choice(["true", "false", "yes", "no", "0", "1"]),
+            date,
+            desc,
         ]
 
 
@@ -76,9 +157,16 @@ def contacts(n: int, rng: random.Random, n_accounts: int) -> Iterator[list[str]]
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
         birth = f"{rng.randrange(1, 29):02d}/{rng.randrange(1, 13):02d}/19{rng.randrange(40, 100)}"
         yield [
-            f"C-{i:06d}", f"A-{rng.randrange(1, n_accounts + 1):06d}", first, last,
-            f"{first.lower()}.{i}@example.com", f"+{rng.randrange(10**10, 10**11)}", rng.choice(_TITLES),
-            birth, rng.choice(["Male", "Female", ""]), rng.choice(_CITIES)[0],
+            f"C-{i:06d}",
+            f"A-{rng.randrange(1, n_accounts + 1):06d}",
+            first,
+            last,
+            f"{first.lower()}.{i}@example.com",
+            f"+{rng.randrange(10**10, 10**11)}",
+            rng.choice(_TITLES),
+            birth,
+            rng.choice(["Male", "Female", ""]),
+            rng.choice(_CITIES)[0],
         ]
 
 

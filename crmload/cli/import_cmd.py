@@ -1,8 +1,8 @@
 """``crmload import FILE.csv --entity ENTITY``: the CSV migration, a thin shell over ``crmload.Loader``.
 
-Flags become a ``CrmClient``, a ``Mapper``, a journal and a rejects writer; the summary goes to stdout (``--json``:
-one JSON object), progress and logs to stderr. With no ``--url`` and no ``$CRMLOAD_URL`` an embedded mock CRM is
-started in-process, so the README's demo runs anywhere.
+Flags become a ``CrmClient``, a ``Mapper``, a journal and a rejects writer; the summary goes to stdout
+(``--json``: one JSON object), progress and logs to stderr. With no ``--url`` and no ``$CRMLOAD_URL`` an
+embedded mock CRM is started in-process, so the README's demo runs anywhere.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ __all__ = ["register", "run"]
 EPILOG = """\
 examples:
   python -m crmload import examples/accounts.csv --entity account
-  python -m crmload import accounts.csv --entity account --key account_key --url http://crm/MSCRMServices/2007/CrmService.asmx --org Contoso
+  python -m crmload import accounts.csv --entity account --key accountnumber \
+      --url http://crm/MSCRMServices/2007/CrmService.asmx --org Contoso
   python -m crmload import contacts.csv --entity contact --map contacts.map.toml --key contact_key --resume
 
 exit codes: 0 all done; 3 finished with rejected or in-doubt rows; 1 fatal error; 2 usage error
@@ -43,15 +44,19 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "import",
         help="load a CSV file into a CRM entity",
-        description="Stream a CSV file into a CRM entity: typed mapping, workers, a journal with exact resume, "
+        description="Stream a CSV file into a CRM entity: typed mapping, workers, a journal with exact "
+        "resume, "
         "a re-importable rejects file and a run summary.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", metavar="FILE.csv", help="the CSV file to load")
     p.add_argument("--entity", required=True, help="target entity logical name, e.g. account")
-    p.add_argument("--url", default=os.environ.get("CRMLOAD_URL"), help="CrmService.asmx URL (default $CRMLOAD_URL; "
-                   "if neither, an embedded mock CRM is started)")
+    p.add_argument(
+        "--url",
+        default=os.environ.get("CRMLOAD_URL"),
+        help="CrmService.asmx URL (default $CRMLOAD_URL; if neither, an embedded mock CRM is started)",
+    )
     p.add_argument("--org", default=os.environ.get("CRMLOAD_ORG"), help="organization (default $CRMLOAD_ORG)")
     p.add_argument("--map", metavar="MAP.toml", help="column -> attribute mapping with types")
     p.add_argument("--key", metavar="COLUMN", help="deterministic id = uuid5(entity namespace, value)")
@@ -78,7 +83,8 @@ def _build_auth(args: argparse.Namespace) -> object | None:
     """The ``auth=`` given to CrmClient: built by ``crmload.cli.auth_opts`` (issue 6) when it exists."""
     if _auth_opts is None:
         return None
-    return _auth_opts.build_auth(args)
+    auth: object | None = _auth_opts.build_auth(args)
+    return auth
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
@@ -123,16 +129,19 @@ def run(args: argparse.Namespace) -> int:
 def _embedded_mock(
     args: argparse.Namespace, stack: contextlib.ExitStack, org: str | None, rate: str | None
 ) -> tuple[str, str, str]:
-    from crmload.mock import MockCrm
+    from crmload.mock import MockCrm  # noqa: PLC0415 - lazy: --help stays fast
 
     server = stack.enter_context(MockCrm(org=org or "Contoso"))
-    _say(args, f"no --url or $CRMLOAD_URL: loading into an embedded mock CRM at {server.url} "
-               "(its records vanish when this command ends)")
+    _say(
+        args,
+        f"no --url or $CRMLOAD_URL: loading into an embedded mock CRM at {server.url} "
+        "(its records vanish when this command ends)",
+    )
     # The rate limit protects a real server; the always-on connection guard still protects the ports.
     return server.url, org or "Contoso", rate or "unlimited"
 
 
-def _load(
+def _load(  # noqa: PLR0917 - private step of run()
     args: argparse.Namespace,
     stack: contextlib.ExitStack,
     src: Path,
@@ -141,7 +150,7 @@ def _load(
     rate_text: str | None,
     journal: Path | None,
 ) -> int:
-    from crmload.load import CsvSource, Loader, MapSpec, Mapper, Progress
+    from crmload.load import CsvSource, Loader, Mapper, MapSpec, Progress  # noqa: PLC0415 - lazy: --help stays fast
 
     spec = MapSpec.load(args.map) if args.map else None
     source = stack.enter_context(CsvSource(src, encoding=args.encoding, delimiter=args.delimiter))
@@ -150,9 +159,10 @@ def _load(
     mapper = Mapper(args.entity, spec=spec, key=args.key)
     client = None
     if not args.dry_run:
-        from crmload.client import CrmClient
-        from crmload.throttle import RateLimit
+        from crmload.client import CrmClient  # noqa: PLC0415 - lazy: --help stays fast
+        from crmload.throttle import RateLimit  # noqa: PLC0415
 
+        assert url is not None  # run() starts the embedded mock when no URL was given
         rate = RateLimit.parse(rate_text) if rate_text else None
         client = stack.enter_context(
             CrmClient(url, org=org, workers=args.workers, rate=rate, auth=_build_auth(args))

@@ -26,7 +26,7 @@ _GROUPED = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")
 _CURRENCY = "$€£¥"
 _TRUE = frozenset({"true", "1", "yes", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "n", "f"})
-# XML 1.0 Char production minus what CRM cannot store: C0 controls other than tab, LF and CR, and U+FFFE/U+FFFF.
+# Not in XML 1.0's Char production: C0 controls other than tab, LF and CR, and U+FFFE/U+FFFF.
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 #: Header and map type names -> CRM type names. CRM's own names are accepted too (case-insensitive).
@@ -155,7 +155,9 @@ def _datetime(text: str, o: Options) -> datetime:
         except ValueError:
             value = None
     if value is None:
-        wanted = " or ".join(repr(f) for f in o.formats) if o.formats else "ISO 8601, e.g. 2024-03-31T14:00:00"
+        wanted = (
+            " or ".join(repr(f) for f in o.formats) if o.formats else "ISO 8601, e.g. 2024-03-31T14:00:00"
+        )
         raise ValueError(f"not a date ({wanted})")
     return value if value.tzinfo is not None else value.replace(tzinfo=o.tz)
 

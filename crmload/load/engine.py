@@ -1,17 +1,18 @@
 """The Loader: stream records through mapping, a bounded queue and N workers into CRM, journalling every row.
 
 One reader (the calling thread) reads, maps and journals rows in batches; workers share one thread-safe
-``CrmClient``. Memory is bounded by the batch and the queue, whatever the input's size. Every row ends ``done``,
-``rejected`` (also written to the rejects file) or ``in_doubt``; a fatal error (credentials refused, server gone
-after every retry) stops the run with the rest ``pending``, and ``--resume`` continues from there.
+``CrmClient``. Memory is bounded by the batch and the queue, whatever the input's size. Every row ends
+``done``, ``rejected`` (also written to the rejects file) or ``in_doubt``; a fatal error (credentials
+refused, server gone after every retry) stops the run with the rest ``pending``, and ``--resume`` continues
+from there.
 
 Modes:
-    create  Create; with an id (``--key`` or an id column) a ``DuplicateRecord`` means the row is already there:
-            it is counted ``already_present`` and done.
-    update  Update by id; a row without one is rejected.
-    upsert  Create first, Update on ``DuplicateRecord``. A migration's first pass (and a resumed one) meets mostly
-            new records, so this costs one call per row there; Update-first would cost two.
-    delete  Delete by id; ``RecordNotFound`` counts as done (``already_absent``): the record is gone either way.
+- create: with an id (``--key`` or an id column) a ``DuplicateRecord`` means the row is already there; it
+  is counted ``already_present`` and done.
+- update: Update by id; a row without one is rejected.
+- upsert: Create first, Update on ``DuplicateRecord``. A migration's first pass (and a resumed one) meets
+  mostly new records, so this costs one call per row there; Update-first would cost two.
+- delete: Delete by id; ``RecordNotFound`` counts as done (``already_absent``): the record is gone anyway.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from crmload.load.progress import Progress
 from crmload.load.rejects import RejectsWriter
 from crmload.load.send import classify, send_one
 from crmload.load.source import CsvSource, SourceRow
-from crmload.load.summary import Summary, client_numbers
+from crmload.load.summary import Summary, client_numbers, stats_delta
 
 __all__ = ["MODES", "Loader"]
 
@@ -60,8 +61,13 @@ class _Fatal(Exception):
 
 
 def _rows(items: Iterable[Mapping[str, Any]] | CsvSource) -> Iterator[SourceRow]:
-    for n, item in enumerate(items, 1):
-        yield item if isinstance(item, SourceRow) else SourceRow(n, dict(item))
+    """Source rows as they are; any other mapping numbered from 1 (its "line")."""
+    iterable: Iterable[Mapping[str, Any] | SourceRow] = items
+    for n, item in enumerate(iterable, 1):
+        if isinstance(item, SourceRow):
+            yield item
+        else:
+            yield SourceRow(n, dict(item))
 
 
 class Loader:
@@ -136,6 +142,7 @@ class Loader:
         self.journal: Journal | None = None
         self.rejects: RejectsWriter | None = None
         self._skipped = 0
+        self._stats_before: dict[str, Any] = {}
 
     # -- set-up ----------------------------------------------------------------------------------------------
     def _open(self, source: CsvSource | None) -> None:
@@ -150,8 +157,10 @@ class Loader:
         if isinstance(r, RejectsWriter) or r is None:
             self.rejects = r
         else:
-            kw = {"encoding": source.encoding, "delimiter": source.delimiter} if source else {}
-            self.rejects = RejectsWriter(r, append=self._resume and not self._restart, **kw)  # type: ignore[arg-type]
+            kw: dict[str, str] = (
+                {"encoding": source.encoding, "delimiter": source.delimiter} if source else {}
+            )
+            self.rejects = RejectsWriter(r, append=self._resume and not self._restart, **kw)
         if source is not None and self.rejects is not None:
             self.rejects.set_columns(source.header)
 
@@ -167,6 +176,7 @@ class Loader:
         self._open(source)
         assert self.journal is not None
         started = self._clock()
+        self._stats_before = self.client.stats() if self.client is not None and not self.dry_run else {}
         pool: list[threading.Thread] = []
         work: queue.Queue[_Work | None] = queue.Queue(maxsize=self.workers * 4)
         try:
@@ -174,7 +184,9 @@ class Loader:
                 self._settle_maybe_sent()
             if not self.dry_run:
                 pool = [
-                    threading.Thread(target=self._worker, args=(work,), name=f"crmload-worker-{i}", daemon=True)
+                    threading.Thread(
+                        target=self._worker, args=(work,), name=f"crmload-worker-{i}", daemon=True
+                    )
                     for i in range(self.workers)
                 ]
                 for t in pool:
@@ -189,8 +201,10 @@ class Loader:
     def _check_mode_needs_id(self, source: CsvSource | None) -> None:
         if self.mode == "create" or self.mapper.key or source is None:
             return
-        if not any(self.mapper.column(h) and self.mapper.column(h).attribute == self.mapper.primary_key  # type: ignore[union-attr]
-                   for h in source.header):
+        if not any(
+            self.mapper.column(h) and self.mapper.column(h).attribute == self.mapper.primary_key  # type: ignore[union-attr]
+            for h in source.header
+        ):
             raise ConfigError(f"--mode {self.mode} needs --key COLUMN or a {self.mapper.primary_key} column")
 
     def _finish(self, pool: list[threading.Thread], work: queue.Queue[_Work | None]) -> None:
@@ -303,7 +317,7 @@ class Loader:
 
     # -- resume ----------------------------------------------------------------------------------------------
     def _settle_maybe_sent(self) -> None:
-        """Settle rows an earlier run may have sent without recording the answer, before sending anything new."""
+        """Settle rows an earlier run may have sent without recording the answer, before sending new ones."""
         assert self.journal is not None
         for line, _key, crm_id, state in self.journal.maybe_sent():
             if crm_id is None:
@@ -328,6 +342,7 @@ class Loader:
         counts = self.journal.counts()
         elapsed = max(self._clock() - started, 1e-9)
         stats = self.client.stats() if self.client is not None and not self.dry_run else {}
+        stats = stats_delta(stats, self._stats_before) if stats else stats
         fatal = self._fatal
         return Summary(
             entity=self.entity,

@@ -6,13 +6,14 @@ States: ``pending`` (read and accepted, maybe being sent), ``done``, ``rejected`
 
 Durability: the file is created 0600 before SQLite opens it (the -wal and -shm files inherit that mode).
 ``synchronous=NORMAL`` in WAL mode loses nothing committed when the process is killed, only on power loss, so
-commits are cheap. Pending rows are committed before they are queued for sending; an unkeyed Create also commits
-its ``attempts`` increment before it is sent, because only that tells a later ``--resume`` that it may have landed.
-Results are committed in batches (every ``commit_every`` rows or ``commit_interval_s``): a result lost to a crash
-leaves its row pending, and ``--resume`` settles it (keyed rows by Retrieve, or by an idempotent re-send).
+commits are cheap. Pending rows are committed before they are queued for sending; an unkeyed Create also
+commits its ``attempts`` increment before it is sent, because only that tells a later ``--resume`` that it
+may have landed. Results are committed in batches (every ``commit_every`` rows or ``commit_interval_s``): a
+result lost to a crash leaves its row pending, and ``--resume`` settles it (keyed rows by Retrieve, or by an
+idempotent re-send).
 
-File identity: the input's size and the sha256 of its first and last MiB. That is O(1) for any size, survives a
-copy or a move (mtime does not take part), and changes on any append, truncation or edit near either end.
+File identity: the input's size and the sha256 of its first and last MiB. That is O(1) for any size, survives
+a copy or a move (mtime does not take part), and changes on any append, truncation or edit near either end.
 
 One connection is shared by all threads under a lock: SQLite serialises writers anyway, and the lock keeps
 batches whole.
@@ -164,7 +165,8 @@ class Journal:
     ) -> Journal:
         """Open the journal for a run of ``source`` into ``target``; refuse what would mix two runs.
 
-        A journal that already holds this run opens only with ``resume`` (continue) or ``restart`` (erased first).
+        A journal that already holds this run opens only with ``resume`` (continue) or ``restart`` (erased
+        first).
         A journal of another run opens only with ``restart``.
         """
         p = Path(path)
@@ -187,7 +189,9 @@ class Journal:
             with self._lock:
                 self._db.execute("BEGIN")
                 self._db.executemany("INSERT INTO meta VALUES (?, ?)", list(fields.items()))
-                self._db.execute("INSERT INTO meta VALUES ('created', ?)", (time.strftime("%Y-%m-%dT%H:%M:%S"),))
+                self._db.execute(
+                    "INSERT INTO meta VALUES ('created', ?)", (time.strftime("%Y-%m-%dT%H:%M:%S"),)
+                )
                 self._db.execute("COMMIT")
             return
         theirs = {k: v for k, v in meta.items() if k.startswith("target.")}
@@ -196,7 +200,10 @@ class Journal:
             meta.get("source.size") == str(source.size)
             and meta.get("source.fingerprint") == source.fingerprint
         )
-        where = f"{meta.get('source.path', 'the input')} into {meta.get('target.entity')} at {meta.get('target.url')}"
+        where = (
+            f"{meta.get('source.path', 'the input')} into {meta.get('target.entity')} "
+            f"at {meta.get('target.url')}"
+        )
         if theirs != ours:
             raise JournalError(
                 f"journal {self.path} belongs to another run ({where}, mode {meta.get('target.mode')}, "
@@ -241,7 +248,7 @@ class Journal:
             self._maybe_commit(durable)
 
     def add_pending(self, rows: list[tuple[int, str | None, str | None]]) -> None:
-        """Record ``(line, key, crm_id)`` rows as pending and commit: they are about to be queued for sending."""
+        """Record ``(line, key, crm_id)`` rows as pending and commit: they are about to be queued to send."""
         if not rows:
             return
         with self._lock:

@@ -4,8 +4,8 @@ This is the one place the id of a keyed record is computed. A run with ``--key a
 whose key is ``"A-17"`` the id ``key_id("account", "A-17")``; a contact file can then point its
 ``parentcustomerid`` at that account without querying CRM, and a re-run or a retry addresses the same record.
 
-The namespace of an entity is ``uuid5(NAMESPACE_URL, "crmload:entity:" + entity)`` with the entity's logical name in
-lower case. It never changes: changing it would orphan every record loaded before.
+The namespace of an entity is ``uuid5(NAMESPACE_URL, "crmload:entity:" + entity)`` with the entity's logical
+name in lower case. It never changes: changing it would orphan every record loaded before.
 
 Example::
 

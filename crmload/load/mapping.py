@@ -1,8 +1,8 @@
 """Column -> attribute mapping: types from metadata, header types, a TOML map file, keys and lookups by key.
 
 A ``MapSpec`` is what the user wrote (a TOML file, or a dict); a ``Mapper`` is that spec compiled against one
-entity's metadata and a header. ``Mapper.map(line_no, values)`` turns one source row into a ``Mapped`` record or
-raises ``MappingError(line_no, column, value, reason)``; the run goes on.
+entity's metadata and a header. ``Mapper.map(line_no, values)`` turns one source row into a ``Mapped`` record
+or raises ``MappingError(line_no, column, value, reason)``; the run goes on.
 
 Map file (every part optional)::
 
@@ -36,6 +36,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -45,10 +46,11 @@ from crmload.errors import ConfigError, MappingError
 from crmload.load.convert import CONVERTERS, TYPE_ALIASES, check_xml_text
 from crmload.load.keys import key_id
 from crmload.metadata import EntityMeta, Metadata, load_metadata
+from crmload.types import Customer, Lookup, Money, Owner, Picklist, Status
 
 __all__ = ["RESERVED_PREFIX", "ColumnSpec", "MapSpec", "Mapped", "Mapper"]
 
-#: Columns whose name starts with this are crmload's own (the rejects file adds them) and are ignored on input.
+#: Columns whose name starts with this are crmload's own (the rejects file adds them); ignored on input.
 RESERVED_PREFIX = "crmload_"
 _HEADER = re.compile(r"^\s*([^:()]+?)\s*(?::\s*([A-Za-z]+)\s*(?:\(\s*([A-Za-z0-9_]+)\s*\))?)?\s*$")
 _REFERENCE = frozenset({"Lookup", "Customer", "Owner"})
@@ -57,9 +59,9 @@ _DEFAULT_TARGET = {"Owner": "systemuser"}
 
 def _load_toml(path: Path) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
-        import tomllib
+        import tomllib  # noqa: PLC0415 - only map files need it
     else:  # pragma: no cover - 3.10 only
-        import tomli as tomllib
+        import tomli as tomllib  # noqa: PLC0415 - 3.10 only
     try:
         with path.open("rb") as fh:
             return dict(tomllib.load(fh))
@@ -188,16 +190,14 @@ def _parse_type(text: str, where: str) -> tuple[str, str | None, bool]:
         return "Lookup", target.lower(), True
     crm_type = TYPE_ALIASES.get(name)
     if crm_type is None:
-        raise ConfigError(f"{where}: unknown type {text!r} (e.g. string, int, money, date, picklist, lookup(account))")
+        raise ConfigError(
+            f"{where}: unknown type {text!r} (e.g. string, int, money, date, picklist, lookup(account))"
+        )
     return crm_type, target.lower() if target else None, False
 
 
 def _coerce(spec: ColumnSpec, raw: Any) -> Any:
     """Wrap a non-text value given through the library API in the CRM type the column needs."""
-    from decimal import Decimal
-
-    from crmload.types import Customer, Lookup, Money, Owner, Picklist, Status
-
     t = spec.crm_type
     if t == "CrmMoney" and isinstance(raw, (int, Decimal, float)) and not isinstance(raw, bool):
         return Money(raw)  # type: ignore[arg-type]
@@ -269,7 +269,8 @@ class Mapper:
 
     def prepare(self, header: list[str]) -> None:
         """Compile every column of ``header``; a ConfigError names unknown columns, bad types or clashes."""
-        unknown, seen = [], {}
+        unknown: list[str] = []
+        seen: dict[str, str] = {}
         for name in header:
             try:
                 col = self.column(name)
@@ -279,7 +280,9 @@ class Mapper:
             if col is None:
                 continue
             if col.attribute in seen:
-                raise ConfigError(f"columns {seen[col.attribute]!r} and {name!r} both map to {col.attribute!r}")
+                raise ConfigError(
+                    f"columns {seen[col.attribute]!r} and {name!r} both map to {col.attribute!r}"
+                )
             seen[col.attribute] = name
         if unknown:
             raise ConfigError(
@@ -297,7 +300,7 @@ class Mapper:
         self._columns[name] = col
         return col
 
-    def _compile(self, raw: str) -> ColumnSpec | None:
+    def _compile(self, raw: str) -> ColumnSpec | None:  # noqa: PLR0912 - one rule per kind of column
         if raw.startswith(RESERVED_PREFIX):
             return None
         m = _HEADER.match(raw)

@@ -1,7 +1,7 @@
 """Live progress: thread-safe counters, and a tqdm bar on stderr when stderr is a terminal.
 
-The bar shows rows/s and, as postfix, done, rejected, retries and sockets; ``stats`` is a callable returning the
-client's live numbers (retries, sockets), polled at most every half second.
+The bar shows rows/s and, as postfix, done, rejected, retries and sockets; ``stats`` is a callable returning
+the client's live numbers (retries, sockets), polled at most every half second.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Progress:
         self._last = 0.0
         self._bar: Any = None
         if enabled:
-            from tqdm import tqdm
+            from tqdm import tqdm  # noqa: PLC0415 - only a terminal needs the bar
 
             self._bar = tqdm(
                 total=total, unit="rows", file=stream or sys.stderr, dynamic_ncols=True, mininterval=0.5

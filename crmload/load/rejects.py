@@ -1,9 +1,10 @@
 """The rejects file: every rejected row with its original columns, plus where and why it was rejected.
 
-Columns: the input's own columns, unchanged and in order (earlier ``crmload_*`` columns are dropped, so a rejects
-file can be fixed and imported again as is), then ``crmload_line``, ``crmload_phase`` (read, map, send) and
-``crmload_error``. Rows are written and flushed as they are rejected; the file is created on the first reject, so
-a clean run leaves no file behind. Undecodable bytes are written back as they were read (surrogateescape).
+Columns: the input's own columns, unchanged and in order (earlier ``crmload_*`` columns are dropped, so a
+rejects file can be fixed and imported again as is), then ``crmload_line``, ``crmload_phase`` (read, map,
+send) and ``crmload_error``. Rows are written and flushed as they are rejected; the file is created on the
+first reject, so a clean run leaves no file behind. Undecodable bytes are written back as they were read
+(surrogateescape).
 """
 
 from __future__ import annotations
@@ -66,7 +67,9 @@ class RejectsWriter:
             self.set_columns(list(values))
         assert self.columns is not None
         exists = self.append and self.path.exists() and self.path.stat().st_size > 0
-        self._fh = self.path.open("a" if exists else "w", encoding=self.encoding, errors="surrogateescape", newline="")
+        self._fh = self.path.open(
+            "a" if exists else "w", encoding=self.encoding, errors="surrogateescape", newline=""
+        )
         self._writer = csv.writer(self._fh, delimiter=self.delimiter)
         if not exists:
             self._writer.writerow([*self.columns, *REJECT_COLUMNS])

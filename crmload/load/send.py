@@ -30,7 +30,7 @@ from crmload.load.mapping import Mapped
 __all__ = ["classify", "send_one"]
 
 
-def send_one(client: Any, entity: str, mode: str, rec: Mapped) -> tuple[UUID | None, str]:
+def send_one(client: Any, entity: str, mode: str, rec: Mapped) -> tuple[UUID | None, str]:  # noqa: PLR0911
     """Make the calls ``mode`` needs for ``rec``; return ``(crm id, outcome)``.
 
     Outcomes: created, updated, deleted, already_present (create of a keyed row that exists),

@@ -1,9 +1,10 @@
 """Streaming CSV reader: one ``SourceRow`` per record, never the whole file in memory.
 
-Bytes are decoded with ``errors="surrogateescape"``, so one undecodable byte spoils only its own row: that row comes
-back with a ``SourceError`` ("invalid utf-8 in column 'name'") and the next row reads normally. NUL bytes are kept
-apart the same way. A ragged row (more or fewer fields than the header) is a ``SourceError`` too. Problems with the
-header itself (duplicate or empty column names) are a ``ConfigError``: no row could be read correctly.
+Bytes are decoded with ``errors="surrogateescape"``, so one undecodable byte spoils only its own row: that
+row comes back with a ``SourceError`` ("invalid utf-8 in column 'name'") and the next row reads normally. NUL
+bytes are kept apart the same way. A ragged row (more or fewer fields than the header) is a ``SourceError``
+too. Problems with the header itself (duplicate or empty column names) are a ``ConfigError``: no row could be
+read correctly.
 
 ``line_no`` is the physical line on which a record starts (the header is line 1), so a record with a quoted
 newline still points at its first line.
@@ -111,7 +112,7 @@ class CsvSource:
         self._fh = io.TextIOWrapper(raw, encoding=self.encoding, errors="surrogateescape", newline="")
         csv.field_size_limit(max(csv.field_size_limit(), self.field_limit))
         lines = (line.replace("\0", _NUL_MARK) if "\0" in line else line for line in self._fh)
-        # strict: a stray quote or an unterminated quoted field is a reported error, not a silently merged row.
+        # strict: a stray quote or an unterminated quoted field is a reported error, not a merged row.
         self._reader = csv.reader(lines, delimiter=self.delimiter, strict=True)
         try:
             self.header = self._read_header()
@@ -180,15 +181,13 @@ class CsvSource:
             yield self._row(start, fields, width)
 
     def _row(self, line_no: int, fields: list[str], width: int) -> SourceRow:
-        values = dict(zip(self.header, fields))
+        values = dict(zip(self.header, fields, strict=False))  # ragged rows are padded below
         extra = tuple(fields[width:])
         for name in self.header[len(fields) :]:
             values[name] = ""
         error: SourceError | None = None
         if len(fields) != width:
-            error = SourceError(
-                f"ragged row: {len(fields)} fields, header has {width}", line_no=line_no
-            )
+            error = SourceError(f"ragged row: {len(fields)} fields, header has {width}", line_no=line_no)
         else:
             for name, value in values.items():
                 reason = _bad_chars(value)

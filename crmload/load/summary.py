@@ -1,7 +1,7 @@
 """The run summary: counts from the journal, numbers from ``CrmClient.stats()``, text and JSON renderings.
 
-The equation ``done + rejected + in doubt == rows read`` is printed in every summary; it fails only when a fatal
-error stopped the run with rows still pending (then ``--resume`` finishes them).
+The equation ``done + rejected + in doubt == rows read`` is printed in every summary; it fails only when a
+fatal error stopped the run with rows still pending (then ``--resume`` finishes them).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Summary", "client_numbers"]
+__all__ = ["Summary", "client_numbers", "stats_delta"]
 
 
 def _pick(stats: Mapping[str, Any], *paths: str, default: Any = 0) -> Any:
@@ -25,6 +25,30 @@ def _pick(stats: Mapping[str, Any], *paths: str, default: Any = 0) -> Any:
         else:
             return node
     return default
+
+
+_COUNTERS = (
+    "calls",
+    "requests",
+    "sockets_opened",
+    "retries",
+    "keyed_creates_confirmed",
+    "limiter_wait_s",
+    "retry_after_pause_s",
+    "guard_wait_s",
+)
+
+
+def stats_delta(after: Mapping[str, Any], before: Mapping[str, Any]) -> dict[str, Any]:
+    """``after`` with counters relative to ``before``: one run's share of a client used for several runs."""
+    out = dict(after)
+    for name in _COUNTERS:
+        if isinstance(after.get(name), (int, float)) and isinstance(before.get(name), (int, float)):
+            out[name] = after[name] - before[name]
+    causes, old = after.get("retries_by_cause"), before.get("retries_by_cause")
+    if isinstance(causes, Mapping) and isinstance(old, Mapping):
+        out["retries_by_cause"] = {k: v - old.get(k, 0) for k, v in causes.items()}
+    return out
 
 
 def client_numbers(stats: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,7 +114,8 @@ class Summary:
     def equation(self) -> str:
         """``done + rejected + in doubt == rows read``, with the numbers and whether it holds."""
         sign = "==" if self.balanced else "!="
-        text = f"{self.done} done + {self.rejected} rejected + {self.in_doubt} in doubt {sign} {self.read} rows read"
+        text = f"{self.done} done + {self.rejected} rejected + {self.in_doubt} in doubt {sign} {self.read}"
+        text += " rows read"
         return text if self.balanced else f"{text} ({self.pending} pending: run again with --resume)"
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,14 +135,22 @@ class Summary:
         c = self.client
         verb = "validated (dry run, nothing sent)" if self.dry_run else "done"
         lines = [
-            f"{self.entity} ({self.mode}): {self.read} rows read, {self.done} {verb}, {self.rejected} rejected, "
-            f"{self.in_doubt} in doubt" + (f", {self.already_present} already present" if self.already_present else ""),
+            f"{self.entity} ({self.mode}): {self.read} rows read, {self.done} {verb}, "
+            f"{self.rejected} rejected, "
+            f"{self.in_doubt} in doubt"
+            + (f", {self.already_present} already present" if self.already_present else ""),
             f"  {self.equation()}",
             f"  {self.duration_s:.1f} s, {self.records_per_s:.1f} records/s",
         ]
         if not self.dry_run and c:
-            reuse = f"{c.get('reuse_ratio')} requests per socket" if c.get("reuse_ratio") else "n/a"
-            causes = ", ".join(f"{k} {v}" for k, v in sorted(c.get("retries_by_cause", {}).items()) if v) or "none"
+            reuse = (
+                f"{c.get('reuse_ratio')} requests per socket"
+                if c.get("reuse_ratio")
+                else "connections kept from before"
+            )
+            causes = (
+                ", ".join(f"{k} {v}" for k, v in sorted(c.get("retries_by_cause", {}).items()) if v) or "none"
+            )
             lines += [
                 f"  {c.get('calls', 0)} calls, {c.get('requests', 0)} requests over "
                 f"{c.get('sockets_opened', 0)} sockets ({reuse})",

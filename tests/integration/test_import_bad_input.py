@@ -22,58 +22,153 @@ XML = "<a href=\"x\">&amp; ]]> 'q' </a>"
 #   ("fatal", message)                  exit 1, one line on stderr, nothing sent
 #   ("empty",)                          exit 0, no rows
 CASES: list[tuple[str, bytes, list[str], tuple[Any, ...]]] = [
-    ("invalid_utf8", b"name,description\nok,fine\nbad\xff\xfe,x\n", [],
-     ("rejected", "invalid utf-8 (byte 0xFF at character 4) in column 'name'", 1)),
+    (
+        "invalid_utf8",
+        b"name,description\nok,fine\nbad\xff\xfe,x\n",
+        [],
+        ("rejected", "invalid utf-8 (byte 0xFF at character 4) in column 'name'", 1),
+    ),
     ("latin1_without_encoding", "name\nSociété\n".encode("latin-1"), [], ("rejected", "invalid utf-8", 0)),
-    ("latin1_with_encoding", "name\nSociété\n".encode("latin-1"), ["--encoding", "latin-1"],
-     ("loaded", {"name": "Société"})),
+    (
+        "latin1_with_encoding",
+        "name\nSociété\n".encode("latin-1"),
+        ["--encoding", "latin-1"],
+        ("loaded", {"name": "Société"}),
+    ),
     ("bom", b"\xef\xbb\xbfname\nBOM Ltd\n", [], ("loaded", {"name": "BOM Ltd"})),
-    ("crlf_in_quoted_field", b'name,description\r\nX,"line1\r\nline2"\r\n', [],
-     ("loaded", {"name": "X", "description": "line1\r\nline2"})),
+    (
+        "crlf_in_quoted_field",
+        b'name,description\r\nX,"line1\r\nline2"\r\n',
+        [],
+        ("loaded", {"name": "X", "description": "line1\r\nline2"}),
+    ),
     ("lone_cr_line_ends", b"name\rOld Mac\r", [], ("loaded", {"name": "Old Mac"})),
-    ("ragged_short", b"name,description\nA\nB,ok\n", [], ("rejected", "ragged row: 1 fields, header has 2", 1)),
-    ("ragged_long", b"name\nA,extra\n", [], ("rejected", "ragged row: 2 fields, header has 1 (extra fields: 'extra')", 0)),
+    (
+        "ragged_short",
+        b"name,description\nA\nB,ok\n",
+        [],
+        ("rejected", "ragged row: 1 fields, header has 2", 1),
+    ),
+    (
+        "ragged_long",
+        b"name\nA,extra\n",
+        [],
+        ("rejected", "ragged row: 2 fields, header has 1 (extra fields: 'extra')", 0),
+    ),
     ("unknown_column", b"name,colour\nA,red\n", [], ("fatal", "unknown column(s) for account: 'colour'")),
-    ("bad_number", b"name,numberofemployees\nA,12x\n", [], ("rejected", "column 'numberofemployees': not a whole number: '12x'", 0)),
-    ("number_out_of_range", b"name,numberofemployees\nA,3000000000\n", [], ("rejected", "out of range for CrmNumber", 0)),
-    ("bad_float", b"name,address1_latitude\nA,north\n", [], ("rejected", "column 'address1_latitude': not a number", 0)),
-    ("bad_date", b"name,lastusedincampaign\nA,31/12/2024\n", [], ("rejected", "column 'lastusedincampaign': not a date", 0)),
+    (
+        "bad_number",
+        b"name,numberofemployees\nA,12x\n",
+        [],
+        ("rejected", "column 'numberofemployees': not a whole number: '12x'", 0),
+    ),
+    (
+        "number_out_of_range",
+        b"name,numberofemployees\nA,3000000000\n",
+        [],
+        ("rejected", "out of range for CrmNumber", 0),
+    ),
+    (
+        "bad_float",
+        b"name,address1_latitude\nA,north\n",
+        [],
+        ("rejected", "column 'address1_latitude': not a number", 0),
+    ),
+    (
+        "bad_date",
+        b"name,lastusedincampaign\nA,31/12/2024\n",
+        [],
+        ("rejected", "column 'lastusedincampaign': not a date", 0),
+    ),
     ("impossible_date", b"name,lastusedincampaign\nA,2023-02-29\n", [], ("rejected", "not a date", 0)),
-    ("bad_money", b"name,revenue\nA,12.5.0\n", [], ("rejected", "column 'revenue': not an amount of money", 0)),
+    (
+        "bad_money",
+        b"name,revenue\nA,12.5.0\n",
+        [],
+        ("rejected", "column 'revenue': not an amount of money", 0),
+    ),
     ("money_with_comma_decimal", b'name,revenue\nA,"12,5"\n', [], ("rejected", "not an amount of money", 0)),
     ("bad_boolean", b"name,creditonhold\nA,maybe\n", [], ("rejected", "not a boolean", 0)),
-    ("unknown_picklist_label", b"name,industrycode\nA,Retail\n", [], ("rejected", "column 'industrycode': unknown label", 0)),
+    (
+        "unknown_picklist_label",
+        b"name,industrycode\nA,Retail\n",
+        [],
+        ("rejected", "column 'industrycode': unknown label", 0),
+    ),
     ("bad_guid_lookup", b"name,parentaccountid:lookup(account)\nA,xyz\n", [], ("rejected", "not a GUID", 0)),
-    ("lookup_to_missing_key", b"name,parentaccountid:key(account)\nA,NOPE\n", [],
-     ("loaded", {"name": "A", "parentaccountid": {"id": str(key_id("account", "NOPE")), "type": "account"}})),
-    ("xml_metacharacters", f"name\n\"{XML.replace(chr(34), chr(34) * 2)}\"\n".encode(), [], ("loaded", {"name": XML})),
+    (
+        "lookup_to_missing_key",
+        b"name,parentaccountid:key(account)\nA,NOPE\n",
+        [],
+        (
+            "loaded",
+            {"name": "A", "parentaccountid": {"id": str(key_id("account", "NOPE")), "type": "account"}},
+        ),
+    ),
+    (
+        "xml_metacharacters",
+        f'name\n"{XML.replace(chr(34), chr(34) * 2)}"\n'.encode(),
+        [],
+        ("loaded", {"name": XML}),
+    ),
     ("nul_byte", b"name\nA\x00B\n", [], ("rejected", "NUL byte in column 'name'", 0)),
     ("control_character", b"name\nbell\x07\n", [], ("rejected", "control character U+0007", 0)),
-    ("one_mb_field", f"name,description\nBig,{BIG}\n".encode(), [], ("loaded", {"name": "Big", "description": BIG})),
+    (
+        "one_mb_field",
+        f"name,description\nBig,{BIG}\n".encode(),
+        [],
+        ("loaded", {"name": "Big", "description": BIG}),
+    ),
     ("empty_file", b"", [], ("empty",)),
     ("header_only", b"name,revenue\n", [], ("empty",)),
     ("blank_lines_only", b"name\n\n\n", [], ("empty",)),
     ("duplicate_headers", b"name,name\nA,B\n", [], ("fatal", "duplicate column 'name' (columns 1 and 2)")),
     ("empty_header_name", b"name,\nA,B\n", [], ("fatal", "header column 2 has no name")),
-    ("empty_key", b"accountnumber,name\n,A\n", ["--key", "accountnumber"], ("rejected", "key column 'accountnumber' is empty", 0)),
-    ("duplicate_key_in_file", b"accountnumber,name\nK1,A\nK1,B\n", ["--key", "accountnumber"],
-     ("loaded", {"accountnumber": "K1", "name": "A"})),
+    (
+        "empty_key",
+        b"accountnumber,name\n,A\n",
+        ["--key", "accountnumber"],
+        ("rejected", "key column 'accountnumber' is empty", 0),
+    ),
+    (
+        "duplicate_key_in_file",
+        b"accountnumber,name\nK1,A\nK1,B\n",
+        ["--key", "accountnumber"],
+        ("loaded", {"accountnumber": "K1", "name": "A"}),
+    ),
     ("embedded_quotes", b'name\n"Say ""hi"", ok"\n', [], ("loaded", {"name": 'Say "hi", ok'})),
     ("astral_and_cjk", "name\nCafé 🚀 東京\n".encode(), [], ("loaded", {"name": "Café 🚀 東京"})),
-    ("spaces_in_header_and_values", b" name , revenue \n  A  , 5 \n", [], ("loaded", {"name": "A", "revenue": "5"})),
+    (
+        "spaces_in_header_and_values",
+        b" name , revenue \n  A  , 5 \n",
+        [],
+        ("loaded", {"name": "A", "revenue": "5"}),
+    ),
     ("empty_revenue_is_null", b"name,revenue\nA,\n", [], ("loaded", {"name": "A"})),
-    ("rejects_columns_ignored", b"name,crmload_line,crmload_phase,crmload_error\nA,3,map,old reason\n", [],
-     ("loaded", {"name": "A"})),
-    ("unterminated_quote", b'name,description\nA,"never closed\nB,x\n', [],
-     ("rejected", "unreadable record: unexpected end of data (an unterminated quoted field?)", 0)),
-    ("text_after_closing_quote", b'name,description\n"abc"def,1\nC,2\n', [],
-     ("rejected", "unreadable record: ',' expected after", 1)),
+    (
+        "rejects_columns_ignored",
+        b"name,crmload_line,crmload_phase,crmload_error\nA,3,map,old reason\n",
+        [],
+        ("loaded", {"name": "A"}),
+    ),
+    (
+        "unterminated_quote",
+        b'name,description\nA,"never closed\nB,x\n',
+        [],
+        ("rejected", "unreadable record: unexpected end of data (an unterminated quoted field?)", 0),
+    ),
+    (
+        "text_after_closing_quote",
+        b'name,description\n"abc"def,1\nC,2\n',
+        [],
+        ("rejected", "unreadable record: ',' expected after", 1),
+    ),
     ("quote_inside_unquoted_field", b'name\nab"c\n', [], ("loaded", {"name": 'ab"c'})),
 ]
 
 
 @pytest.mark.parametrize(("case", "data", "flags", "expect"), CASES, ids=[c[0] for c in CASES])
-def test_bad_input_case(
+def test_bad_input_case(  # noqa: PLR0917 - pytest passes fixtures and parameters positionally
     crm: MockCrm,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -84,8 +179,23 @@ def test_bad_input_case(
 ) -> None:
     src = tmp_path / f"{case}.csv"
     src.write_bytes(data)
-    code = main(["import", str(src), "--entity", "account", "--url", crm.url, "--org", "Contoso", "--rate",
-                 "unlimited", "--json", "--no-progress", *flags])
+    code = main(
+        [
+            "import",
+            str(src),
+            "--entity",
+            "account",
+            "--url",
+            crm.url,
+            "--org",
+            "Contoso",
+            "--rate",
+            "unlimited",
+            "--json",
+            "--no-progress",
+            *flags,
+        ]
+    )
     out, err = capsys.readouterr()
     assert "Traceback" not in err
     kind = expect[0]

@@ -41,7 +41,18 @@ def test_rerun_with_key_and_new_journal_never_duplicates(
     crm: MockCrm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     src = _accounts(tmp_path, 40)
-    common = ["--entity", "account", "--key", "accountnumber", "--url", crm.url, "--org", "Contoso", "--rate", "unlimited"]
+    common = [
+        "--entity",
+        "account",
+        "--key",
+        "accountnumber",
+        "--url",
+        crm.url,
+        "--org",
+        "Contoso",
+        "--rate",
+        "unlimited",
+    ]
     code, first, _ = run_import(capsys, str(src), *common, "--journal", str(tmp_path / "j1"))
     assert (code, first["done"], first["already_present"]) == (0, 40, 0)
     expected = sorted(str(key_id("account", f"A-{i:04d}")) for i in range(1, 41))
@@ -52,7 +63,9 @@ def test_rerun_with_key_and_new_journal_never_duplicates(
     assert _ids(crm) == expected
 
     renamed = _accounts(tmp_path, 40, name="New")
-    code, up, _ = run_import(capsys, str(renamed), *common, "--mode", "upsert", "--journal", str(tmp_path / "j3"))
+    code, up, _ = run_import(
+        capsys, str(renamed), *common, "--mode", "upsert", "--journal", str(tmp_path / "j3")
+    )
     assert (code, up["done"], up["equation"]) == (0, 40, "40 done + 0 rejected + 0 in doubt == 40 rows read")
     assert _ids(crm) == expected
     assert all(r["name"].startswith("New ") for r in crm.records("account"))
@@ -82,8 +95,9 @@ def test_dry_run_sends_nothing_and_reports_would_be_rejects(
 ) -> None:
     src = _accounts(tmp_path, 30, bad=(4, 9, 27))
     before = crm.stats()["requests"]
-    code, s, _ = run_import(capsys, str(src), "--entity", "account", "--url", crm.url, "--org", "Contoso",
-                            "--dry-run")
+    code, s, _ = run_import(
+        capsys, str(src), "--entity", "account", "--url", crm.url, "--org", "Contoso", "--dry-run"
+    )
     assert crm.stats()["requests"] == before == 0
     assert (code, s["dry_run"], s["done"], s["rejected"]) == (3, True, 27, 3)
     rejects = (tmp_path / "accounts.rejects.csv").read_text(encoding="utf-8").splitlines()
@@ -96,7 +110,18 @@ def test_rejects_file_imports_again_as_is(
     crm: MockCrm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     src = _accounts(tmp_path, 10, bad=(2, 5))
-    common = ["--entity", "account", "--key", "accountnumber", "--url", crm.url, "--org", "Contoso", "--rate", "unlimited"]
+    common = [
+        "--entity",
+        "account",
+        "--key",
+        "accountnumber",
+        "--url",
+        crm.url,
+        "--org",
+        "Contoso",
+        "--rate",
+        "unlimited",
+    ]
     code, s, _ = run_import(capsys, str(src), *common)
     assert (code, s["rejected"]) == (3, 2)
     rejects = tmp_path / "accounts.rejects.csv"
@@ -111,12 +136,32 @@ def test_faults_busy_reset_after_commit_and_close_every_load_each_row_once(
     crm: MockCrm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     crm.configure(
-        FaultPlan(busy_rate=0.08, retry_after_s=0.01, reset_after_commit_rate=0.08,
-                  reset_before_commit_rate=0.04, close_every=7, seed=3)
+        FaultPlan(
+            busy_rate=0.08,
+            retry_after_s=0.01,
+            reset_after_commit_rate=0.08,
+            reset_before_commit_rate=0.04,
+            close_every=7,
+            seed=3,
+        )
     )
     src = _accounts(tmp_path, 200)
-    code, s, err = run_import(capsys, str(src), "--entity", "account", "--key", "accountnumber", "--url", crm.url,
-                              "--org", "Contoso", "--rate", "unlimited", "--workers", "4")
+    code, s, err = run_import(
+        capsys,
+        str(src),
+        "--entity",
+        "account",
+        "--key",
+        "accountnumber",
+        "--url",
+        crm.url,
+        "--org",
+        "Contoso",
+        "--rate",
+        "unlimited",
+        "--workers",
+        "4",
+    )
     assert code == 0, err
     assert (s["done"], s["rejected"], s["in_doubt"]) == (200, 0, 0)
     assert _ids(crm) == sorted(str(key_id("account", f"A-{i:04d}")) for i in range(1, 201))
@@ -125,13 +170,29 @@ def test_faults_busy_reset_after_commit_and_close_every_load_each_row_once(
     assert sum(faults.values()) > 0
 
 
-def test_fatal_errors_are_one_line_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_fatal_errors_are_one_line_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = _accounts(tmp_path, 2)
-    code = main(["import", str(src), "--entity", "account", "--url", "http://127.0.0.1:9/x.asmx",
-                 "--org", "Contoso", "--map", str(tmp_path / "missing.toml")])
+    code = main(
+        [
+            "import",
+            str(src),
+            "--entity",
+            "account",
+            "--url",
+            "http://127.0.0.1:9/x.asmx",
+            "--org",
+            "Contoso",
+            "--map",
+            str(tmp_path / "missing.toml"),
+        ]
+    )
     _, err = capsys.readouterr()
     assert code == 1
-    assert err.count("\n") == 1 and "cannot read map file" in err and "Traceback" not in err
+    assert err.count("\n") == 1
+    assert "cannot read map file" in err
+    assert "Traceback" not in err
 
 
 def test_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
@@ -141,7 +202,9 @@ def test_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert "python -m crmload import examples/accounts.csv --entity account" in capsys.readouterr().out
 
 
-def test_embedded_mock_demo_runs_twice(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_embedded_mock_demo_runs_twice(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("CRMLOAD_URL", raising=False)
     monkeypatch.delenv("CRMLOAD_ORG", raising=False)
     for _ in range(2):

@@ -1,7 +1,7 @@
 """Crash and resume: an import subprocess is SIGKILLed at several points, then resumed until it finishes.
 
-The mock runs as its own process (``python -m crmload mock --port 0``). Every keyed row must end exactly once in
-the mock's store, and ``done + rejected + in doubt == rows read`` must hold at the end.
+The mock runs as its own process (``python -m crmload mock --port 0``). Every keyed row must end exactly once
+in the mock's store, and ``done + rejected + in doubt == rows read`` must hold at the end.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def _done(journal: Path) -> int:
 
 
 def _records(url: str) -> list[dict[str, str]]:
-    base = url.split("/MSCRMServices")[0]
+    base = url.split("/MSCRMServices", maxsplit=1)[0]
     with urllib.request.urlopen(f"{base}/_mock/records/account", timeout=10) as resp:  # noqa: S310 - 127.0.0.1
         data = json.loads(resp.read())
     return data["records"] if isinstance(data, dict) else data
@@ -75,13 +75,34 @@ def test_sigkill_at_several_points_then_resume_loads_each_keyed_row_once(
 ) -> None:
     src = tmp_path / "accounts.csv"
     src.write_text(
-        "accountnumber,name,revenue\n" + "".join(f'K-{i},"Name {i}, Ltd",{i}.25\n' for i in range(1, ROWS + 1)),
+        "accountnumber,name,revenue\n"
+        + "".join(f'K-{i},"Name {i}, Ltd",{i}.25\n' for i in range(1, ROWS + 1)),
         encoding="utf-8",
     )
     journal = tmp_path / "run.sqlite"
-    base = [sys.executable, "-m", "crmload", "import", str(src), "--entity", "account", "--key", "accountnumber",
-            "--url", mock_process, "--org", "Contoso", "--journal", str(journal), "--rate", "unlimited",
-            "--workers", "4", "--json", "--no-progress"]
+    base = [
+        sys.executable,
+        "-m",
+        "crmload",
+        "import",
+        str(src),
+        "--entity",
+        "account",
+        "--key",
+        "accountnumber",
+        "--url",
+        mock_process,
+        "--org",
+        "Contoso",
+        "--journal",
+        str(journal),
+        "--rate",
+        "unlimited",
+        "--workers",
+        "4",
+        "--json",
+        "--no-progress",
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRMLOAD_")}
     kills = 0
     for threshold in (20, 110, 220):
@@ -98,7 +119,9 @@ def test_sigkill_at_several_points_then_resume_loads_each_keyed_row_once(
 
     summary: dict[str, int] = {}
     for _ in range(5):
-        out = subprocess.run([*base, "--resume"], capture_output=True, text=True, env=env, timeout=120, check=False)
+        out = subprocess.run(
+            [*base, "--resume"], capture_output=True, text=True, env=env, timeout=120, check=False
+        )
         summary = json.loads(out.stdout)
         if out.returncode == 0:
             break
@@ -112,13 +135,33 @@ def test_sigkill_at_several_points_then_resume_loads_each_keyed_row_once(
     assert set(ids) == {str(key_id("account", f"K-{i}")) for i in range(1, ROWS + 1)}
 
 
-def test_sigkill_on_unkeyed_creates_never_resends_what_may_have_landed(mock_process: str, tmp_path: Path) -> None:
+def test_sigkill_on_unkeyed_creates_never_resends_what_may_have_landed(
+    mock_process: str, tmp_path: Path
+) -> None:
     src = tmp_path / "plain.csv"
     src.write_text("name\n" + "".join(f"Plain {i}\n" for i in range(1, ROWS + 1)), encoding="utf-8")
     journal = tmp_path / "plain.sqlite"
-    base = [sys.executable, "-m", "crmload", "import", str(src), "--entity", "account", "--url", mock_process,
-            "--org", "Contoso", "--journal", str(journal), "--rate", "unlimited", "--workers", "4", "--json",
-            "--no-progress"]
+    base = [
+        sys.executable,
+        "-m",
+        "crmload",
+        "import",
+        str(src),
+        "--entity",
+        "account",
+        "--url",
+        mock_process,
+        "--org",
+        "Contoso",
+        "--journal",
+        str(journal),
+        "--rate",
+        "unlimited",
+        "--workers",
+        "4",
+        "--json",
+        "--no-progress",
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRMLOAD_")}
     proc = subprocess.Popen(base, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 60
@@ -126,7 +169,9 @@ def test_sigkill_on_unkeyed_creates_never_resends_what_may_have_landed(mock_proc
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    out = subprocess.run([*base, "--resume"], capture_output=True, text=True, env=env, timeout=120, check=False)
+    out = subprocess.run(
+        [*base, "--resume"], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
     summary = json.loads(out.stdout)
     assert summary["read"] == ROWS
     assert summary["done"] + summary["rejected"] + summary["in_doubt"] == ROWS

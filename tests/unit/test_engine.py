@@ -1,14 +1,13 @@
-"""Loader with an in-memory fake client (no sockets): modes, rejects, in doubt, fatal stop, resume, streaming."""
+"""Loader with an in-memory fake client (no sockets): modes, rejects, in doubt, fatal stop, resume."""
 
 from __future__ import annotations
 
 import threading
 import uuid
-from typing import Any
-from uuid import UUID
-
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -23,6 +22,7 @@ from crmload.errors import (
 )
 from crmload.load import Loader, RejectsWriter, key_id
 from crmload.load.journal import Journal
+
 
 class FakeClient:
     """Keeps records per entity; can raise a chosen error for chosen calls."""
@@ -92,7 +92,8 @@ def test_create_keyed_then_rerun_counts_already_present() -> None:
     client = FakeClient()
     s = Loader(client, "account", key="code", workers=3).run(_rows(50, bad_every=10))
     assert (s.read, s.done, s.rejected, s.in_doubt) == (50, 45, 5, 0)
-    assert s.balanced and s.exit_code == 3
+    assert s.balanced
+    assert s.exit_code == 3
     assert set(client.store["account"]) == {key_id("account", f"A-{i}") for i in range(1, 51) if i % 10}
     again = Loader(client, "account", key="code").run(_rows(50, bad_every=10))
     assert (again.done, again.already_present) == (45, 45)
@@ -104,7 +105,8 @@ def test_upsert_creates_then_updates() -> None:
     Loader(client, "account", key="code", mode="upsert").run(_rows(5))
     rows = [dict(r, name="renamed") for r in _rows(5)]
     s = Loader(client, "account", key="code", mode="upsert").run(rows)
-    assert s.done == 5 and s.exit_code == 0
+    assert s.done == 5
+    assert s.exit_code == 0
     assert {r["name"] for r in client.store["account"].values()} == {"renamed"}
     assert [op for op, _ in client.calls].count("update") == 5
 
@@ -112,7 +114,7 @@ def test_upsert_creates_then_updates() -> None:
 def test_update_and_delete_need_ids_and_are_idempotent() -> None:
     client = FakeClient()
     Loader(client, "account", key="code").run(_rows(4))
-    s = Loader(client, "account", key="code", mode="delete").run(_rows(4) + [{"code": "A-99", "name": "x"}])
+    s = Loader(client, "account", key="code", mode="delete").run([*_rows(4), {"code": "A-99", "name": "x"}])
     assert s.done == 5  # A-99 was never there: already absent counts as done
     assert client.store["account"] == {}
     s = Loader(client, "account", mode="update").run([{"name": "no id"}])
@@ -122,8 +124,11 @@ def test_update_and_delete_need_ids_and_are_idempotent() -> None:
 
 
 def test_crm_fault_rejects_the_row_with_phase_send(tmp_path: Path) -> None:
-    client = FakeClient(fail=lambda op, e, attrs, id: InvalidArgument("bad", code="0x80040203")
-                        if attrs and attrs.get("name") == "Acc 3" else None)
+    client = FakeClient(
+        fail=lambda op, e, attrs, id: (
+            InvalidArgument("bad", code="0x80040203") if attrs and attrs.get("name") == "Acc 3" else None
+        )
+    )
     rejects = RejectsWriter(tmp_path / "r.csv", columns=["code", "name", "revenue"])
     s = Loader(client, "account", key="code", rejects=rejects).run(_rows(5))
     assert (s.done, s.rejected) == (4, 1)
@@ -132,11 +137,15 @@ def test_crm_fault_rejects_the_row_with_phase_send(tmp_path: Path) -> None:
 
 
 def test_lost_answer_of_unkeyed_create_is_in_doubt_never_resent() -> None:
-    client = FakeClient(fail=lambda op, e, attrs, id: ResponseLostError("reset")
-                        if attrs and attrs.get("name") == "Acc 2" else None)
+    client = FakeClient(
+        fail=lambda op, e, attrs, id: (
+            ResponseLostError("reset") if attrs and attrs.get("name") == "Acc 2" else None
+        )
+    )
     s = Loader(client, "account").run([{"name": f"Acc {i}"} for i in range(1, 4)])
     assert (s.done, s.in_doubt, s.in_doubt_lines) == (2, 1, [2])
-    assert s.exit_code == 3 and s.balanced
+    assert s.exit_code == 3
+    assert s.balanced
     assert [op for op, _ in client.calls].count("create") == 3
 
 
@@ -151,7 +160,10 @@ def test_fatal_error_stops_and_resume_finishes(tmp_path: Path) -> None:
     client = FakeClient(fail=fail)
     path = tmp_path / "j.sqlite"
     s = Loader(client, "account", key="code", journal=path, workers=2, batch_size=10).run(_rows(100))
-    assert s.fatal and s.exit_code == 1 and not s.balanced and s.pending > 0
+    assert s.fatal
+    assert s.exit_code == 1
+    assert not s.balanced
+    assert s.pending > 0
     down["on"] = False
     s2 = Loader(client, "account", key="code", journal=path, resume=True).run(_rows(100))
     assert (s2.read, s2.done, s2.exit_code) == (100, 100, 0)
@@ -191,7 +203,9 @@ def test_unkeyed_maybe_sent_row_goes_in_doubt_on_resume(tmp_path: Path) -> None:
 
 
 def test_dry_run_sends_nothing_and_reports_rejects(tmp_path: Path) -> None:
-    s = Loader(None, "account", key="code", dry_run=True, rejects=tmp_path / "r.csv").run(_rows(20, bad_every=4))
+    s = Loader(None, "account", key="code", dry_run=True, rejects=tmp_path / "r.csv").run(
+        _rows(20, bad_every=4)
+    )
     assert (s.done, s.rejected, s.dry_run) == (15, 5, True)
     assert len((tmp_path / "r.csv").read_text(encoding="utf-8").splitlines()) == 6
 

@@ -26,7 +26,8 @@ def test_file_is_0600_and_wal(tmp_path: Path) -> None:
     j.add_pending([(2, "A", None)])
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     wal = Path(f"{path}-wal")
-    assert wal.exists() and stat.S_IMODE(wal.stat().st_mode) == 0o600
+    assert wal.exists()
+    assert stat.S_IMODE(wal.stat().st_mode) == 0o600
     j.close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -40,7 +41,14 @@ def test_states_counts_and_equation_inputs(tmp_path: Path) -> None:
     j.settle(2, "done", outcome="created")
     j.settle(3, "done", outcome="already_present")
     j.settle(4, "in_doubt", error="lost")
-    assert j.counts() == {"pending": 0, "done": 2, "rejected": 1, "in_doubt": 1, "read": 4, "already_present": 1}
+    assert j.counts() == {
+        "pending": 0,
+        "done": 2,
+        "rejected": 1,
+        "in_doubt": 1,
+        "read": 4,
+        "already_present": 1,
+    }
     assert j.states(2, 5) == {2: ("done", 0), 3: ("done", 0), 4: ("in_doubt", 0), 5: ("rejected", 0)}
     assert list(j.rows("rejected")) == [(5, None, "bad date")]
     with pytest.raises(ValueError, match="unknown journal state"):

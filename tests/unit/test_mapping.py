@@ -11,7 +11,7 @@ import pytest
 
 from crmload.errors import ConfigError, MappingError
 from crmload.load.keys import entity_namespace, key_id
-from crmload.load.mapping import MapSpec, Mapper
+from crmload.load.mapping import Mapper, MapSpec
 from crmload.types import Customer, Lookup, Money, Picklist, Status
 
 
@@ -22,8 +22,18 @@ def test_entity_namespace_is_the_documented_constant() -> None:
 
 def test_types_come_from_metadata() -> None:
     m = Mapper("account")
-    rec = m.map(2, {"name": " Contoso ", "revenue": "1,200.50", "industrycode": "3", "creditonhold": "yes",
-                    "numberofemployees": "12", "lastusedincampaign": "2024-01-02", "statuscode": "1"})
+    rec = m.map(
+        2,
+        {
+            "name": " Contoso ",
+            "revenue": "1,200.50",
+            "industrycode": "3",
+            "creditonhold": "yes",
+            "numberofemployees": "12",
+            "lastusedincampaign": "2024-01-02",
+            "statuscode": "1",
+        },
+    )
     assert rec.attrs == {
         "name": "Contoso",
         "revenue": Money(Decimal("1200.50")),
@@ -86,14 +96,24 @@ telephone1 = "n/a"
     )
     m = Mapper("account", spec=MapSpec.load(path))
     m.prepare(["code", "Company", "Sector", "Founded", "Notes", "telephone1"])
-    rec = m.map(2, {"code": "A", "Company": "", "Sector": "retail", "Founded": "14/07/2020", "Notes": "?",
-                    "telephone1": ""})
+    rec = m.map(
+        2,
+        {
+            "code": "A",
+            "Company": "",
+            "Sector": "retail",
+            "Founded": "14/07/2020",
+            "Notes": "?",
+            "telephone1": "",
+        },
+    )
     assert rec.attrs["name"] is None  # empty_as_null
     assert rec.attrs["industrycode"] == Picklist(3)  # labels match case-insensitively
     assert rec.attrs["lastusedincampaign"].utcoffset().total_seconds() == 7200  # Paris summer time
     assert rec.attrs["address1_country"] == "France"
     assert rec.attrs["telephone1"] == "n/a"
-    assert "Notes" not in rec.attrs and "notes" not in rec.attrs
+    assert "Notes" not in rec.attrs
+    assert "notes" not in rec.attrs
     with pytest.raises(MappingError, match=r"unknown label \(known: Consulting, Retail\)"):
         m.map(3, {"code": "B", "Sector": "Mining"})
 
@@ -131,7 +151,7 @@ def test_bad_values_raise_precise_mapping_errors(column: str, value: str, reason
 
 
 def test_unknown_columns_and_bad_maps_are_config_errors() -> None:
-    with pytest.raises(ConfigError, match="unknown column.*'bogus'"):
+    with pytest.raises(ConfigError, match=r"unknown column.*'bogus'"):
         Mapper("account").prepare(["name", "bogus"])
     Mapper("account", spec=MapSpec(unknown_columns="ignore")).prepare(["name", "bogus"])
     with pytest.raises(ConfigError, match="name its entity"):
@@ -155,7 +175,12 @@ def test_reserved_columns_are_ignored_and_unknown_entities_take_strings() -> Non
 
 
 def test_library_values_pass_or_get_wrapped() -> None:
-    rec = Mapper("account").map(1, {"revenue": Decimal("5"), "industrycode": 3, "name": None,
-                                    "numberofemployees": 4})
-    assert rec.attrs == {"revenue": Money(Decimal("5")), "industrycode": Picklist(3), "name": None,
-                         "numberofemployees": 4}
+    rec = Mapper("account").map(
+        1, {"revenue": Decimal("5"), "industrycode": 3, "name": None, "numberofemployees": 4}
+    )
+    assert rec.attrs == {
+        "revenue": Money(Decimal("5")),
+        "industrycode": Picklist(3),
+        "name": None,
+        "numberofemployees": 4,
+    }

@@ -20,7 +20,10 @@ def _read(tmp_path: Path, data: bytes, **kw: str) -> tuple[list[str], list]:
 def test_reads_rows_with_line_numbers_and_quoted_newlines(tmp_path: Path) -> None:
     header, rows = _read(tmp_path, b'a,b\n1,"x\r\ny"\n2,z\n')
     assert header == ["a", "b"]
-    assert [(r.line_no, r.values) for r in rows] == [(2, {"a": "1", "b": "x\r\ny"}), (4, {"a": "2", "b": "z"})]
+    assert [(r.line_no, r.values) for r in rows] == [
+        (2, {"a": "1", "b": "x\r\ny"}),
+        (4, {"a": "2", "b": "z"}),
+    ]
     assert all(r.error is None for r in rows)
 
 
@@ -63,7 +66,11 @@ def test_blank_lines_are_not_records(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("data", "reason"),
-    [(b"a,b,a\n1,2,3\n", "duplicate column 'a'"), (b"a,,b\n", "column 2 has no name"), (b"a\xff\n", "header")],
+    [
+        (b"a,b,a\n1,2,3\n", "duplicate column 'a'"),
+        (b"a,,b\n", "column 2 has no name"),
+        (b"a\xff\n", "header"),
+    ],
 )
 def test_header_problems_are_config_errors(tmp_path: Path, data: bytes, reason: str) -> None:
     with pytest.raises(ConfigError, match=reason):
