@@ -194,6 +194,9 @@ class Loader:
             self._read(_rows(rows), work)
         except _Fatal:
             pass
+        except BaseException:
+            self._stop.set()  # Ctrl-C or a bug: workers drop what is queued (it stays pending) and stop
+            raise
         finally:
             self._finish(pool, work)
         return self._summary(started)

@@ -250,3 +250,42 @@ def test_not_found_on_update_is_a_reject(tmp_path: Path) -> None:
     loader.close()
     assert (line, key) == (1, "A-1")
     assert error.startswith(RecordNotFound.__name__)
+
+
+def test_progress_bar_shows_counts_retries_and_sockets() -> None:
+    import io
+
+    from crmload.load import Progress
+
+    stream = io.StringIO()
+    now = [0.0]
+    bar = Progress(
+        enabled=True, stream=stream, stats=lambda: {"retries": 2, "sockets_opened": 1}, clock=lambda: now[0]
+    )
+    now[0] = 1.0
+    bar.add("done", 3)
+    bar.add("rejected")
+    bar.close()
+    text = stream.getvalue()
+    assert "4rows" in text.replace(" ", "")
+    assert "done=3" in text
+    assert "rejected=1" in text
+    assert "retries=2" in text
+    assert "sockets=1" in text
+
+
+def test_interrupt_leaves_rows_pending_for_resume(tmp_path: Path) -> None:
+    client = FakeClient()
+
+    def rows() -> Iterator[dict[str, str]]:
+        yield from _rows(30)
+        raise KeyboardInterrupt
+
+    path = tmp_path / "j.sqlite"
+    loader = Loader(client, "account", key="code", journal=path, batch_size=10)
+    with pytest.raises(KeyboardInterrupt):
+        loader.run(rows())
+    loader.close()
+    s = Loader(client, "account", key="code", journal=path, resume=True).run(_rows(30))
+    assert (s.read, s.done, s.exit_code) == (30, 30, 0)
+    assert len(client.store["account"]) == 30
