@@ -6,6 +6,7 @@ still comes from a result file.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 #: Readable names for the boolean goals each scenario writes.
@@ -62,6 +63,58 @@ def throughput_analysis(doc: dict[str, Any]) -> str:
             "(see the profiles), which crmload inherits by design:",
             *lines,
         ]
+    )
+
+
+_PROFILE_LINE = re.compile(r"^\s*(\d+)(?:/\d+)?\s+([\d.]+)\s+[\d.]+\s+([\d.]+)\s+[\d.]+\s+(\S.*)$")
+
+#: Where crmload's per-call time goes beyond the floor: profile functions whose cumulative time we compare.
+_PARTS = {
+    "create": "crmload/client.py:.*\\(create\\)",
+    "call": "crmload/client.py:.*\\(_call\\)",
+    "attempt": "crmload/client.py:.*\\(_attempt\\)",
+    "post": "crmload/transport.py:.*\\(post\\)",
+    "build": "codec2007.py:.*\\(build_create\\)",
+    "parse": "codec2007.py:.*\\(parse_create\\)",
+}
+
+
+def profile_cumtimes(text: str) -> dict[str, tuple[int, float]]:
+    """``{part: (calls, cumulative seconds)}`` for the functions in ``_PARTS`` found in a pstats dump."""
+    out: dict[str, tuple[int, float]] = {}
+    for line in text.splitlines():
+        m = _PROFILE_LINE.match(line)
+        if not m:
+            continue
+        for part, pattern in _PARTS.items():
+            if part not in out and re.search(pattern, m.group(4)):
+                out[part] = (int(m.group(1)), float(m.group(3)))
+    return out
+
+
+def profile_breakdown(crm_text: str, raw_text: str) -> str:
+    """Per-record cost (under cProfile) of each layer crmload adds on top of the raw floor."""
+    crm, raw = profile_cumtimes(crm_text), profile_cumtimes(raw_text)
+    if (
+        not all(k in crm for k in ("create", "call", "attempt", "post", "build", "parse"))
+        or "post" not in raw
+    ):
+        return ""
+    n = crm["create"][0]
+
+    def us(seconds: float) -> str:
+        return f"{seconds / n * 1e6:.0f} µs"
+
+    rows = [
+        ("retry wrapper (tenacity `Retrying` around each call)", crm["call"][1] - crm["attempt"][1]),
+        ("codec: build_create", crm["build"][1]),
+        ("codec: parse_create (lxml)", crm["parse"][1]),
+        ("transport.post, crmload minus raw floor", crm["post"][1] - raw["post"][1] * n / raw["post"][0]),
+    ]
+    body = "\n".join(f"- {name}: {us(sec)}/record" for name, sec in rows)
+    return (
+        "Where crmload's time beyond the floor goes, from the two single-worker profiles (cumulative times "
+        f"under cProfile, which inflates small functions; per record over {n:,} records):\n{body}"
     )
 
 

@@ -204,9 +204,12 @@ class Mock:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().strip()
         if not line.startswith("http"):
-            self.stop()
+            self.proc.kill()
+            self.proc.wait()
             self._errlog.seek(0)
-            raise RuntimeError(f"mock did not print its URL: {line!r} {self._errlog.read()[-1500:]}")
+            detail = self._errlog.read()[-1500:]
+            self.stop()
+            raise RuntimeError(f"mock did not print its URL: {line!r} {detail}")
         self.url = line
         self.base = line.split("/MSCRMServices")[0] if "/MSCRMServices" in line else line.rstrip("/")
         # Keep draining stdout so a chatty mock never blocks on a full pipe.
@@ -260,7 +263,12 @@ def mock_env(
     """Yield a running mock, inside a fresh namespace when ``use_ns`` (then ``mock.ns`` names it)."""
     with contextlib.ExitStack() as stack:
         ns = stack.enter_context(netns.namespace(sysctls)) if use_ns else None
-        mock = Mock(mock_args, ns=ns)
+        try:
+            mock = Mock(mock_args, ns=ns)
+        except RuntimeError:
+            # One retry: a busy machine can make the server's start-up fail once; a second failure is real.
+            log.warning("mock failed to start; retrying once", exc_info=True)
+            mock = Mock(mock_args, ns=ns)
         stack.callback(mock.stop)
         yield mock
 

@@ -187,6 +187,9 @@ def _section_throughput(doc: dict[str, Any], md_dir: Path, plot_dir: Path, resul
         analysis.throughput_analysis(doc),
         _img(md_dir, png, "records/s by contender and workers"),
     ]
+    crm_prof, raw_prof = results / "profile_crmload.txt", results / "profile_raw.txt"
+    if crm_prof.exists() and raw_prof.exists():
+        parts.append(analysis.profile_breakdown(crm_prof.read_text(), raw_prof.read_text()))
     for name, info in (doc.get("profiles") or {}).items():
         path = results / info["file"]
         if path.exists():
