@@ -170,9 +170,9 @@ class Loader:
         source = rows if isinstance(rows, CsvSource) else None
         if source is not None and source._reader is None:
             source.open()
-        if source is not None:
+        if source is not None and source.header:  # an empty file has nothing to check, or to load
             self.mapper.prepare(source.header)
-        self._check_mode_needs_id(source)
+            self._check_mode_needs_id(source)
         self._open(source)
         assert self.journal is not None
         started = self._clock()
@@ -253,6 +253,7 @@ class Loader:
                 self._reject(row.line_no, None, "map", str(exc), row.values)
                 continue
             ready.append(_Work(row.line_no, row.values, mapped))
+        ready = self._drop_duplicate_keys(ready)
         fresh = [(w.line, w.mapped.key, str(w.mapped.id) if w.mapped.id else None) for w in ready]
         self.journal.add_pending([f for f in fresh if f[0] not in known])
         for w in ready:
@@ -268,6 +269,26 @@ class Loader:
                     continue
             if self._stop.is_set():
                 raise _Fatal
+
+    def _drop_duplicate_keys(self, ready: list[_Work]) -> list[_Work]:
+        """Reject rows whose key an earlier row of the input already has: the first row wins.
+
+        Two concurrent sends of one record would land in an order left to chance.
+        """
+        assert self.journal is not None
+        keys = [w.mapped.key for w in ready if w.mapped.key is not None]
+        first = self.journal.lines_of_keys(keys)
+        kept: list[_Work] = []
+        for w in ready:
+            key = w.mapped.key
+            if key is not None:
+                line = first.setdefault(key, w.line)
+                if line != w.line:
+                    error = f"duplicate key {key!r}: line {line} has it already"
+                    self._reject(w.line, key, "map", error, w.values)
+                    continue
+            kept.append(w)
+        return kept
 
     def _reject(self, line: int, key: str | None, phase: str, error: str, values: Mapping[str, Any]) -> None:
         assert self.journal is not None

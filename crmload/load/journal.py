@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS rows (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS rows_state ON rows(state) WHERE state != 'done';
+CREATE INDEX IF NOT EXISTS rows_key ON rows(key) WHERE key IS NOT NULL;
 """
 _CHUNK = 1024 * 1024
 
@@ -307,6 +308,17 @@ class Journal:
                 "SELECT line, state, attempts FROM rows WHERE line BETWEEN ? AND ?", (first, last)
             )
             return {line: (state, attempts) for line, state, attempts in cur}
+
+    def lines_of_keys(self, keys: list[str]) -> dict[str, int]:
+        """Return ``{key: first line}`` for ``keys`` already held by a row that is not rejected."""
+        if not keys:
+            return {}
+        marks = ",".join("?" * len(keys))
+        with self._lock:
+            # Only "?" placeholders are formatted in; the keys travel as parameters.
+            sql = "SELECT key, min(line) FROM rows WHERE state != 'rejected' AND key IN ({}) GROUP BY key"
+            cur = self._db.execute(sql.format(marks), keys)
+            return {key: int(line) for key, line in cur}
 
     def maybe_sent(self) -> list[tuple[int, str | None, str | None, str]]:
         """Rows that may have reached CRM without a recorded answer: ``(line, key, crm_id, state)``."""
