@@ -37,8 +37,9 @@ class RateLimit:
         burst: calls that may start at once after an idle period.
         auto: adapt the rate: start at ``per_second`` (or the port budget), grow by ``auto_increase`` (a
             fraction) after every ``auto_window`` successful calls in which the limiter made some call wait,
-            while the latency EWMA stays within ``auto_latency_factor`` x its lowest value; multiply by
-            ``auto_decrease`` on a busy answer or rising latency (at most once per ``auto_cooldown_s``).
+            while the latency EWMA stays within ``auto_latency_factor`` x its lowest value or within
+            ``auto_latency_slack_s`` of it; multiply by ``auto_decrease`` on a busy answer or rising latency
+            (at most once per ``auto_cooldown_s``).
             Kept within ``auto_min``..``auto_max``.
         pause_max_s: the longest Retry-After pause honoured.
 
@@ -58,6 +59,7 @@ class RateLimit:
     auto_increase: float = 0.1
     auto_decrease: float = 0.5
     auto_latency_factor: float = 2.0
+    auto_latency_slack_s: float = 0.025
     auto_cooldown_s: float = 1.0
     pause_max_s: float = 300.0
 
@@ -68,6 +70,10 @@ class RateLimit:
             _check_rate(self.auto_max, "RateLimit.auto_max")
         _check_rate(self.auto_min, "RateLimit.auto_min")
         _check_rate(self.auto_latency_factor, "RateLimit.auto_latency_factor")
+        if not 0 <= self.auto_latency_slack_s < 60:
+            raise ConfigError(
+                f"RateLimit.auto_latency_slack_s must be in [0, 60), got {self.auto_latency_slack_s!r}"
+            )
         _check_rate(self.pause_max_s, "RateLimit.pause_max_s")
         for name in ("burst", "auto_window"):
             value = getattr(self, name)
@@ -247,7 +253,10 @@ class CallLimiter:
             if self._window < rate.auto_window:
                 return
             self._window = 0
-            if ewma > rate.auto_latency_factor * self._baseline:
+            # Strain is latency both well above its best (factor) and above it by a real margin (slack):
+            # on a fast LAN server a 2 ms -> 5 ms wobble is noise, not a server asking for mercy.
+            baseline = self._baseline
+            if ewma > rate.auto_latency_factor * baseline and ewma - baseline > rate.auto_latency_slack_s:
                 self._decrease(self._clock(), "latency")
             elif self._limited:
                 # Grow only while the limiter is what holds calls back; otherwise the number would climb

@@ -212,6 +212,18 @@ def test_auto_cuts_back_when_latency_rises() -> None:
     assert lim.current_rate == pytest.approx(8.8)
 
 
+def test_auto_ignores_a_small_latency_wobble_on_a_fast_server() -> None:
+    # 1 ms -> 6 ms is six times the best, but only 5 ms above it: noise on a LAN, not strain.
+    clock = FakeClock()
+    lim = limiter(RateLimit(per_second=16, auto=True), clock)
+    calls(lim, 20, latency_s=0.001)
+    calls(lim, 60, latency_s=0.006)
+    assert lim.stats()["rate_decreases"] == 0
+    assert lim.current_rate > 16
+    calls(lim, 40, latency_s=0.2)  # 200x the best and 199 ms above it: strain
+    assert lim.stats()["rate_decreases"] >= 1
+
+
 def test_fixed_rate_does_not_change_on_busy_or_success() -> None:
     clock = FakeClock()
     lim = limiter(RateLimit(per_second=16), clock)
