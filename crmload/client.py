@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from crmload._client_stats import CallStats
 from crmload._errmap import map_transport_errors
@@ -131,8 +132,24 @@ class CrmClient:
         crm_type = self._metadata.entity(entity).type_of(attribute)
         return None if crm_type is None else crm_type + "Property"
 
+    @property
+    def url(self) -> str:
+        """The endpoint URL, without any user or password it carried."""
+        parts = urlsplit(self._transport.url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+
+    @property
+    def org(self) -> str:
+        """The organisation's unique name."""
+        return self._codec.org
+
     def __repr__(self) -> str:
-        return f"CrmClient({self._transport.url!r}, org={self._codec.org!r})"
+        return f"CrmClient({self.url!r}, org={self.org!r})"
 
     def __enter__(self) -> CrmClient:
         return self
