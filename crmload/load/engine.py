@@ -336,7 +336,8 @@ class Loader:
     def _set_fatal(self, exc: BaseException) -> None:
         if self._fatal is None:
             self._fatal = exc
-            log.error("stopping the run: %s", exc)
+            # The caller gets the exception and reports it once; a second line here would only repeat it.
+            log.info("stopping the run: %s", exc)
         self._stop.set()
 
     # -- resume ----------------------------------------------------------------------------------------------
