@@ -31,7 +31,7 @@ __all__ = ["register", "run"]
 EPILOG = """\
 examples:
   python -m crmload import examples/accounts.csv --entity account
-  python -m crmload import accounts.csv --entity account --key accountnumber \
+  python -m crmload import accounts.csv --entity account --key accountnumber \\
       --url http://crm/MSCRMServices/2007/CrmService.asmx --org Contoso
   python -m crmload import contacts.csv --entity contact --map contacts.map.toml --key contact_key --resume
 
