@@ -142,6 +142,8 @@ def make_crmload(args: argparse.Namespace) -> tuple[Call, Callable[[], dict[str,
     client = CrmClient(
         args.url, org=ORG, workers=args.workers, rate=RateLimit.parse(args.rate), budget=_budget(args)
     )
+    if args.timestamps:
+        _record_grants(client)
 
     def call(i: int) -> None:
         client.create(ENTITY, record(args.tag, i))
@@ -152,6 +154,24 @@ def make_crmload(args: argparse.Namespace) -> tuple[Call, Callable[[], dict[str,
         return out
 
     return call, stats
+
+
+#: Monotonic times at which crmload's call limiter granted a call (limiter scenario only).
+GRANTS: list[float] = []
+
+
+def _record_grants(client: Any) -> None:
+    # Instrumentation, not API: wrap the client's private limiter so the limiter scenario sees grant times
+    # exactly, free of the response-time jitter that completion times carry.
+    limiter = client._limiter
+    acquire = limiter.acquire
+
+    def timed_acquire() -> float:
+        waited = acquire()
+        GRANTS.append(time.monotonic())
+        return float(waited)
+
+    limiter.acquire = timed_acquire
 
 
 def make_raw(args: argparse.Namespace) -> tuple[Call, Callable[[], dict[str, Any]]]:
@@ -260,6 +280,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "client_stats": _jsonable(final_stats()),
         "series": state.series,
         "timestamps": stamps if args.timestamps else None,
+        "grant_timestamps": sorted(g - t0 for g in GRANTS) if args.timestamps else None,
     }
 
 
