@@ -12,6 +12,7 @@ tests check exact schedules without sleeping.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import threading
@@ -35,12 +36,13 @@ class RateLimit:
     Args:
         per_second: the fixed rate; None means unlimited, or with ``auto`` "start at the port budget".
         burst: calls that may start at once after an idle period.
-        auto: adapt the rate: start at ``per_second`` (or the port budget), grow by ``auto_increase`` (a
-            fraction) after every ``auto_window`` successful calls in which the limiter made some call wait,
-            while the latency EWMA stays within ``auto_latency_factor`` x its lowest value or within
-            ``auto_latency_slack_s`` of it; multiply by ``auto_decrease`` on a busy answer or rising latency
-            (at most once per ``auto_cooldown_s``).
-            Kept within ``auto_min``..``auto_max``.
+        auto: adapt the rate, like TCP's congestion control. Start at ``per_second`` (or the port budget).
+            Slow start: grow by ``auto_increase`` (a fraction) after every ``auto_window`` successful calls in
+            which the limiter made some call wait. Strain (a busy answer, or the latency EWMA above both
+            ``auto_latency_factor`` x its lowest value and that value + ``auto_latency_slack_s``) cuts the rate
+            to ``auto_decrease`` x the rate actually achieved over the last second, at most once per
+            ``auto_cooldown_s``, and sets a ceiling at 0.9 x that achieved rate. Below the ceiling growth stays
+            multiplicative; above it, only 2 % of the ceiling per cooldown. Kept within ``auto_min``..``auto_max``.
         pause_max_s: the longest Retry-After pause honoured.
 
     Example:
@@ -56,7 +58,7 @@ class RateLimit:
     auto_max: float | None = None
     auto_min: float = 1.0
     auto_window: int = 20
-    auto_increase: float = 0.1
+    auto_increase: float = 0.5
     auto_decrease: float = 0.5
     auto_latency_factor: float = 2.0
     auto_latency_slack_s: float = 0.025
@@ -205,6 +207,11 @@ class CallLimiter:
         self._baseline: float | None = None
         self._window = 0
         self._last_decrease = -math.inf
+        # Like TCP: grow multiplicatively until the first sign of strain ("slow start"), then only additively,
+        # at most once a cooldown, below the ceiling that strain revealed ("congestion avoidance").
+        self._ceiling = math.inf
+        self._last_increase = -math.inf
+        self._recent: collections.deque[float] = collections.deque()
 
     @property
     def rate(self) -> RateLimit:
@@ -245,6 +252,7 @@ class CallLimiter:
             return
         rate = self._rate
         with self._lock:
+            self._note_success()
             ewma = latency_s if self._ewma is None else self._ewma + 0.2 * (latency_s - self._ewma)
             self._ewma = ewma
             if self._baseline is None or ewma < self._baseline:
@@ -261,7 +269,7 @@ class CallLimiter:
             elif self._limited:
                 # Grow only while the limiter is what holds calls back; otherwise the number would climb
                 # without meaning and take many halvings to come back down when the server strains.
-                self._increase()
+                self._increase(self._clock())
 
     def on_busy(self, retry_after_s: float | None = None) -> None:
         """Record a busy answer: pause every worker for ``retry_after_s`` if given; ``auto`` cuts back."""
@@ -280,12 +288,35 @@ class CallLimiter:
             if self._rate.auto:
                 self._decrease(now, "busy")
 
-    def _increase(self) -> None:
+    def _note_success(self) -> None:
+        """Remember when calls succeeded, to know the rate actually achieved over the last second."""
+        now = self._clock()
+        recent = self._recent
+        recent.append(now)
+        while recent and recent[0] <= now - 1.0:
+            recent.popleft()
+
+    def _achieved(self) -> float | None:
+        """Successful calls in the last second, or None when too few to say (fewer than a window)."""
+        recent = self._recent
+        if len(recent) < self._rate.auto_window:
+            return None
+        return float(len(recent))
+
+    def _increase(self, now: float) -> None:
         assert self._bucket is not None  # auto always has a bucket
         old = self._bucket.rate
-        new = min(old * (1 + self._rate.auto_increase), self._rate.auto_max or math.inf)
+        if old < self._ceiling:
+            new = min(old * (1 + self._rate.auto_increase), self._ceiling)
+        elif now - self._last_increase >= self._rate.auto_cooldown_s:
+            # Above the ceiling strain revealed, creep: a few percent of it per cooldown.
+            new = old + max(1.0, 0.02 * self._ceiling)
+        else:
+            return
+        new = min(new, self._rate.auto_max or math.inf)
         self._limited = False
         if new > old:
+            self._last_increase = now
             self._bucket.set_rate(new)
             self._counts["rate_increases"] += 1
             self._peak_rate = max(self._peak_rate or 0.0, new)
@@ -299,7 +330,12 @@ class CallLimiter:
         self._last_decrease = now
         self._window = 0
         old = self._bucket.rate
-        new = max(old * self._rate.auto_decrease, self._rate.auto_min)
+        # Cut from what the server really took, not from a limit it never saw: in slow start the bucket's
+        # rate can run well ahead of the calls actually completed.
+        achieved = self._achieved()
+        base = old if achieved is None else min(old, achieved)
+        self._ceiling = max(self._rate.auto_min, 0.9 * base)
+        new = max(base * self._rate.auto_decrease, self._rate.auto_min)
         if new < old:
             self._bucket.set_rate(new)
             self._counts["rate_decreases"] += 1

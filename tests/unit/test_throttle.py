@@ -149,11 +149,12 @@ def test_auto_starts_at_budget_and_ramps_up_on_success() -> None:
     calls(lim, 19)
     assert lim.current_rate == pytest.approx(start)  # a window is 20 successes
     calls(lim, 1)
-    assert lim.current_rate == pytest.approx(start * 1.1)
+    growth = 1 + RateLimit.parse("auto").auto_increase
+    assert lim.current_rate == pytest.approx(start * growth)
     calls(lim, 20 * 9)
-    assert lim.current_rate == pytest.approx(start * 1.1**10)
+    assert lim.current_rate == pytest.approx(start * growth**10)
     assert lim.stats()["rate_increases"] == 10
-    assert lim.stats()["peak_rate"] == pytest.approx(start * 1.1**10)
+    assert lim.stats()["peak_rate"] == pytest.approx(start * growth**10)
 
 
 def test_auto_does_not_grow_while_the_limiter_is_not_what_holds_calls_back() -> None:
@@ -207,9 +208,11 @@ def test_auto_cuts_back_when_latency_rises() -> None:
     clock = FakeClock()
     lim = limiter(RateLimit(per_second=16, auto=True), clock)
     calls(lim, 20)
-    assert lim.current_rate == pytest.approx(17.6)
+    assert lim.current_rate == pytest.approx(16 * (1 + RateLimit().auto_increase))
+    raised = lim.current_rate
     calls(lim, 20, latency_s=0.5)  # the EWMA climbs well past 2x its lowest value
-    assert lim.current_rate == pytest.approx(8.8)
+    assert lim.stats()["rate_decreases"] == 1
+    assert lim.current_rate <= raised * RateLimit().auto_decrease
 
 
 def test_auto_ignores_a_small_latency_wobble_on_a_fast_server() -> None:
@@ -222,6 +225,25 @@ def test_auto_ignores_a_small_latency_wobble_on_a_fast_server() -> None:
     assert lim.current_rate > 16
     calls(lim, 40, latency_s=0.2)  # 200x the best and 199 ms above it: strain
     assert lim.stats()["rate_decreases"] >= 1
+
+
+def test_auto_cuts_from_the_achieved_rate_then_creeps_additively_below_the_ceiling() -> None:
+    clock = FakeClock()
+    lim = limiter(RateLimit(per_second=100, auto=True), clock)
+    for _ in range(40):  # the server completes only 40 calls a second, while the bucket allows 100
+        clock.advance(0.025)
+        lim.on_success(0.05)
+    clock.advance(0.001)
+    lim.on_busy(None)
+    assert lim.current_rate == pytest.approx(20)  # half of the 40/s achieved, not half of 100
+    ceiling = 0.9 * 40
+    calls(lim, 20 * 3)  # slow start again, up to the ceiling strain revealed
+    assert lim.current_rate == pytest.approx(ceiling)
+    before = lim.stats()["rate_increases"]
+    calls(lim, 20 * 5)  # above the ceiling: one small step per cooldown at most
+    steps = lim.stats()["rate_increases"] - before
+    assert 1 <= steps <= 1 + clock() // RateLimit().auto_cooldown_s
+    assert lim.current_rate == pytest.approx(ceiling + steps * max(1.0, 0.02 * ceiling))
 
 
 def test_fixed_rate_does_not_change_on_busy_or_success() -> None:
