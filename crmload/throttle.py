@@ -36,13 +36,14 @@ class RateLimit:
     Args:
         per_second: the fixed rate; None means unlimited, or with ``auto`` "start at the port budget".
         burst: calls that may start at once after an idle period.
-        auto: adapt the rate, like TCP's congestion control. Start at ``per_second`` (or the port budget).
-            Slow start: grow by ``auto_increase`` (a fraction) after every ``auto_window`` successful calls in
-            which the limiter made some call wait. Strain (a busy answer, or the latency EWMA above both
-            ``auto_latency_factor`` x its lowest value and that value + ``auto_latency_slack_s``) cuts the rate
-            to ``auto_decrease`` x the rate actually achieved over the last second, at most once per
-            ``auto_cooldown_s``, and sets a ceiling at 0.9 x that achieved rate. Below the ceiling growth stays
-            multiplicative; above it, only 2 % of the ceiling per cooldown. Kept within ``auto_min``..``auto_max``.
+        auto: adapt the rate, like TCP's congestion control. Start at ``per_second`` (or the port
+            budget). Slow start: grow by ``auto_increase`` (a fraction) after every ``auto_window``
+            successful calls in which the limiter made some call wait. Strain (a busy answer, or the latency
+            EWMA above both ``auto_latency_factor`` x its lowest value and that value +
+            ``auto_latency_slack_s``) cuts the rate to ``auto_decrease`` x the rate actually achieved over
+            the last second, at most once per ``auto_cooldown_s``, and sets a ceiling at 0.9 x that achieved
+            rate. Below the ceiling growth stays multiplicative; above it, only 2 % of the ceiling per
+            cooldown. Kept within ``auto_min``..``auto_max``.
         pause_max_s: the longest Retry-After pause honoured.
 
     Example:
