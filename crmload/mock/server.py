@@ -76,6 +76,8 @@ class MockCrm:
         max_body_bytes: larger request bodies get a fault and the connection is closed.
         auth_persist_single_request: NTLM authenticates one request only, not the connection.
         seed: seeds the ids the store makes up (None: random uuid4).
+        sleep, clock: injected time for latency and handshake costs (tests freeze the clock and record the
+            sleeps).
     """
 
     def __init__(  # noqa: PLR0917 - positional order fixed by docs/INTERNALS.md
@@ -92,6 +94,7 @@ class MockCrm:
         auth_persist_single_request: bool = False,
         seed: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.org = org
         self.host = host
@@ -99,6 +102,7 @@ class MockCrm:
         self.idle_timeout_s = idle_timeout_s
         self.max_body_bytes = max_body_bytes
         self._sleep = sleep
+        self._clock = clock
         meta = metadata if isinstance(metadata, Metadata) else load_metadata(metadata)
         self.metadata = meta
         self._seed = seed
@@ -355,10 +359,11 @@ class MockCrm:
             stats.fault(busy_kind)
             extra = [("Retry-After", f"{plan.retry_after_s:g}")] if plan.retry_after_s is not None else []
             return self._send(sock, state, req, status=503, body=_BUSY_BODY, ctype="text/html", extra=extra)
+        # Injected latency is the time to answer, as a client sees a slow server: the reply leaves ``delay``
+        # after the request arrived, the mock's own parsing and store work included, so a benchmark's
+        # "ideal = workers / latency" is what a perfect client would get.
+        arrived = self._clock()
         delay = inj.delay_s()
-        if delay > 0:
-            stats.fault("latency")
-            self._sleep(delay)
         if inj.chance(plan.reset_before_commit_rate):
             stats.fault("reset_before_commit")
             return _reset(sock)
@@ -366,6 +371,11 @@ class MockCrm:
             req.body, req.headers.get("soapaction"), req.headers.get("content-type", "")
         )
         stats.request(reply.op, reply.fault_code)
+        if delay > 0:
+            stats.fault("latency")
+            remaining = arrived + delay - self._clock()
+            if remaining > 0:
+                self._sleep(remaining)
         if inj.chance(plan.reset_after_commit_rate):
             stats.fault("reset_after_commit")
             return _reset(sock)

@@ -138,7 +138,7 @@ def test_max_connections(crm_factory: Callable[..., MockCrm]) -> None:
 def test_latency_jitter_and_first_request_cost(crm_factory: Callable[..., MockCrm]) -> None:
     sleeps: list[float] = []
     plan = FaultPlan(latency_ms=20, jitter_ms=10, first_request_cost_ms=50, seed=3)
-    server = crm_factory(faults=plan, sleep=sleeps.append)
+    server = crm_factory(faults=plan, sleep=sleeps.append, clock=lambda: 0.0)  # frozen: sleeps are exact
     conn = connect(server)
     try:
         for _ in range(4):
