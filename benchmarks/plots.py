@@ -133,13 +133,23 @@ def rss_over_time(doc: dict[str, Any], path: Path) -> Path | None:
 def latency_scaling(doc: dict[str, Any], path: Path) -> Path | None:
     """Achieved calls/s against the ideal workers / 20 ms."""
     rows = sorted(doc.get("summary", []), key=lambda r: r["workers"])
-    if not rows:
+    mine = [r for r in rows if r.get("contender", "crmload") == "crmload"]
+    if not mine:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ws = [r["workers"] for r in rows]
-    ax.plot(ws, [r["ideal_per_s"] for r in rows], "k--", label="ideal (workers / 0.02 s)")
-    ax.plot(ws, [r["records_per_s"] for r in rows], "o-", color=COLORS["crmload"], label="crmload")
+    ws = [r["workers"] for r in mine]
+    ax.plot(ws, [r["ideal_per_s"] for r in mine], "k--", label="ideal (workers / 0.02 s)")
+    for name in ("raw", "crmload"):
+        sel = [r for r in rows if r.get("contender", "crmload") == name]
+        if sel:
+            ax.plot(
+                [r["workers"] for r in sel],
+                [r["records_per_s"] for r in sel],
+                "o-" if name == "crmload" else "s:",
+                color=COLORS.get(name),
+                label=name if name == "crmload" else "raw floor",
+            )
     ax.set_xlabel("workers")
     ax.set_ylabel("calls/s")
     ax.set_title("Latency-bound (20 ms per call)")

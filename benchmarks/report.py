@@ -210,15 +210,25 @@ def _profile_top(text: str, n: int) -> str:
 
 def _section_latency(doc: dict[str, Any], md_dir: Path, plot_dir: Path) -> str:
     rows = [
-        [r["workers"], r["ideal_per_s"], r["records_per_s"], r["vs_ideal"], r["runs"]]
-        for r in sorted(doc["summary"], key=lambda r: r["workers"])
+        [
+            r.get("contender", "crmload"),
+            r["workers"],
+            r["ideal_per_s"],
+            r["records_per_s"],
+            r["vs_ideal"],
+            r["runs"],
+        ]
+        for r in sorted(doc["summary"], key=lambda r: (r["workers"], r.get("contender", "")))
     ]
     png = _plot(plots.latency_scaling, doc, plot_dir / "latency_scaling.png")
     return "\n\n".join(
         [
             "## 3. Latency-bound",
             f"Mock latency 20 ms, `rate=unlimited`, about {doc['seconds']} s of calls per run.",
-            table(["workers", "ideal calls/s", "achieved calls/s", "achieved ÷ ideal", "runs"], rows),
+            table(
+                ["contender", "workers", "ideal calls/s", "achieved calls/s", "achieved ÷ ideal", "runs"],
+                rows,
+            ),
             f"Goal ≥ 0.95x ideal up to 8 workers: {_goal(doc['goals']['met'])}.",
             analysis.latency_note(doc),
             _img(md_dir, png, "achieved vs ideal calls/s"),

@@ -238,13 +238,16 @@ def latency(ctx: Ctx) -> dict[str, Any]:
     runs = []
     for workers in (1, 2, 4, 8, 16):
         ideal = workers / 0.020
-        for rep, name in harness.interleave(["crmload"], ctx.reps):
+        # The raw floor (pre-rendered envelopes through the same transport) shows what the mock, the kernel
+        # and urllib3 cost per call before crmload adds anything.
+        for rep, name in harness.interleave(["crmload", "raw"], ctx.reps):
             res = run_isolated(ctx, name, int(ideal * seconds), workers, mock_args=("--latency-ms", "20"))
             res.update(rep=rep, ideal_per_s=ideal, vs_ideal=res["records_per_s"] / ideal)
-            ctx.log(f"  latency w={workers:2d} {res['records_per_s']:7.1f}/s of {ideal:.0f} ideal")
+            ctx.log(f"  latency {name:8s} w={workers:2d} {res['records_per_s']:7.1f}/s of {ideal:.0f} ideal")
             runs.append(res)
     summary = summarize(runs, ("records_per_s", "ideal_per_s", "vs_ideal"), ("contender", "workers"))
-    met = all((r["vs_ideal"] or 0) >= 0.95 for r in summary if r["workers"] <= 8)
+    mine = [r for r in summary if r["contender"] == "crmload"]
+    met = all((r["vs_ideal"] or 0) >= 0.95 for r in mine if r["workers"] <= 8)
     return {"seconds": seconds, "runs": runs, "summary": summary, "goals": {"vs_ideal_min": 0.95, "met": met}}
 
 

@@ -90,7 +90,10 @@ def _contenders(url: str) -> dict[str, tuple[Callable[[], object], Callable[[], 
         "requests.Session (env read per call)": (sess, session.close),
         "Transport, env read per call": (lambda: per_call.post(BODY, HEADERS), per_call.close),
         "Transport, env resolved once": (lambda: once.post(BODY, HEADERS), once.close),
-        "Transport, direct to the adapter's pool (default)": (lambda: direct.post(BODY, HEADERS), direct.close),
+        "Transport, direct to the adapter's pool (default)": (
+            lambda: direct.post(BODY, HEADERS),
+            direct.close,
+        ),
     }
 
 
