@@ -1,8 +1,9 @@
 """The one exception tree of crmload.
 
-Every error that leaves the library is a ``CrmLoadError``. Foreign exceptions (requests, urllib3, socket, lxml)
-are mapped at one boundary in ``crmload.transport`` and chained with ``raise ... from exc``. The tree names the
-question a retry has to answer: was the request sent, and may it have been applied?
+Every error that leaves the library is a ``CrmLoadError``. Foreign exceptions (requests, urllib3, socket,
+lxml) are mapped at one boundary (``crmload._errmap``, used by the transport) and chained with
+``raise ... from exc``. The tree names the question a retry has to answer: was the request sent, and may it
+have been applied?
 
     CrmLoadError
     ├── ConfigError                  bad arguments or settings; nothing was attempted
@@ -18,7 +19,7 @@ question a retry has to answer: was the request sent, and may it have been appli
     ├── AuthenticationError          credentials refused (HTTP 401 after a full handshake); never retried
     ├── ServerBusyError              HTTP 503/429 or a throttling fault; retry after ``retry_after``
     ├── ProtocolError                the server answered something that is not CRM's protocol
-    ├── CrmFault                     CRM answered with a SOAP fault; ``code`` is the hex string, e.g. "0x80040217"
+    ├── CrmFault                     CRM answered with a SOAP fault; ``code`` is the hex string ("0x80040217")
     │   ├── RecordNotFound           0x80040217 ObjectDoesNotExist
     │   ├── DuplicateRecord          0x80040237 DuplicateRecord
     │   ├── PrivilegeDenied          0x80040220 PrivilegeDenied

@@ -1,8 +1,8 @@
 """Command line: ``python -m crmload {import,mock,budget} ...``.
 
-Each subcommand lives in its own module with ``register(subparsers)``; it sets ``func`` to a callable taking the
-parsed ``argparse.Namespace`` and returning the exit code. Subcommand modules import heavy parts lazily, so
-``--help`` stays fast.
+Each subcommand lives in its own module with ``register(subparsers)``; it sets ``func`` to a callable taking
+the parsed ``argparse.Namespace`` and returning the exit code. Subcommand modules import heavy parts
+lazily, so ``--help`` stays fast.
 
 Exit codes: 0 ok, 1 fatal error, 2 usage error, 3 finished with rejected or in-doubt rows.
 """

@@ -1,4 +1,4 @@
-"""XML namespaces and fixed names of the CRM SOAP protocols; shared by the codec and the mock, and nothing else."""
+"""XML namespaces and fixed names of the CRM SOAP protocols: all the codec and the mock share."""
 
 from __future__ import annotations
 

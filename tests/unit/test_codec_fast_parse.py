@@ -33,7 +33,8 @@ DECLINED = [
     f'<!DOCTYPE x><s:Envelope xmlns:s="{SOAP}"><s:Body>{RESULT}</s:Body></s:Envelope>',
     f'<s:Envelope a="1" xmlns:s="{SOAP}"><s:Body>{RESULT}</s:Body></s:Envelope>',
     # A fault whose detail happens to hold a CreateResult-looking element.
-    f'<s:Envelope xmlns:s="{SOAP}"><s:Body><s:Fault><faultcode>s:Server</faultcode><faultstring>x</faultstring>'
+    f'<s:Envelope xmlns:s="{SOAP}"><s:Body><s:Fault><faultcode>s:Server</faultcode>'
+    "<faultstring>x</faultstring>"
     f"<detail><error><code>0x80040216</code><description>{RESULT}</description></error></detail></s:Fault>"
     "</s:Body></s:Envelope>",
 ]
