@@ -21,6 +21,7 @@ OTHER_RESULTS = {
     "transport": "Transport micro-benchmark",
     "limiter": "Limiter micro-benchmark",
     "auth": "NTLM authentication cost",
+    "threads": "CPU per call as worker threads are added",
 }
 
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from crmload._client_stats import CallStats
-from crmload._errmap import map_transport_errors
+from crmload._errmap import FOREIGN_ERRORS, classify
 from crmload.budget import DEFAULT_PORT_BUDGET, PortBudget
 from crmload.errors import (
     ConfigError,
@@ -105,6 +105,7 @@ class CrmClient:
         self._budget = budget if budget is not None else DEFAULT_PORT_BUDGET
         self._metadata = metadata if metadata is not None else load_metadata()
         self._codec = Codec2007(org, null_property=self._null_property)
+        self._headers: dict[str, dict[str, str]] = {}  # per operation, built once
         self._limiter = CallLimiter(_rate_limit(rate, self._budget), self._budget, clock=clock, sleep=sleep)
         # A pool larger than the default burst should not queue on its own warm-up.
         self._guard = ConnectGuard(self._budget, clock=clock, sleep=sleep, burst=max(8, workers))
@@ -276,7 +277,12 @@ class CrmClient:
     ) -> T:
         """Run one operation with retries; count it, and the error it ends with."""
         self._stats.call(op)
-        headers = {"Content-Type": _CONTENT_TYPE, "SOAPAction": self._codec.soap_action(op)}
+        headers = self._headers.get(op)
+        if headers is None:
+            headers = self._headers[op] = {
+                "Content-Type": _CONTENT_TYPE,
+                "SOAPAction": self._codec.soap_action(op),
+            }
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s request envelope: %s", op, body.decode("utf-8", "replace"))
         run = attempt or self._attempt
@@ -314,8 +320,10 @@ class CrmClient:
             self._limiter.on_busy(error.retry_after)
         if error is not None:
             raise error
-        with map_transport_errors("parse response"):
+        try:
             result = parse(reply.body)
+        except FOREIGN_ERRORS as exc:  # the codec maps its own errors; this is the net under it
+            raise classify(exc, "parse response") from exc
         self._limiter.on_success(latency)
         return result
 

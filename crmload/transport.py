@@ -28,8 +28,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool
 
 from crmload._connection import ConnectionMeter, GuardLike, counting_pool_classes
-from crmload._errmap import map_transport_errors
-from crmload.errors import ConfigError
+from crmload._errmap import FOREIGN_ERRORS, classify
+from crmload.errors import ConfigError, CrmLoadError
 
 __all__ = ["DEFAULT_POOL_LIMITS", "DEFAULT_TIMEOUT", "PoolLimits", "Reply", "Timeout", "Transport"]
 
@@ -199,6 +199,7 @@ class Transport:
         self._safe_url = parts._replace(
             netloc=parts.hostname + (f":{parts.port}" if parts.port else "")
         ).geturl()
+        self._what = "POST " + self._safe_url  # names the exchange in error messages; never a secret
         self._timeout = (timeout or DEFAULT_TIMEOUT).as_tuple()
         self._auth = auth
         self._meter = ConnectionMeter(guard, clock)
@@ -240,7 +241,8 @@ class Transport:
         session = self._session()
         if log.isEnabledFor(logging.DEBUG):
             log.debug("POST %s %d bytes headers=%s", self._safe_url, len(body), mask_headers(headers))
-        with map_transport_errors("POST " + self._safe_url):
+        # The one boundary (as ``map_transport_errors``), spelled out: this runs on every call.
+        try:
             if self._direct is not None:
                 reply = self._post_direct(self._direct, body, headers)
             else:
@@ -248,6 +250,10 @@ class Transport:
                     self._url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
                 )
                 reply = Reply(status=resp.status_code, headers=resp.headers, body=resp.content)
+        except CrmLoadError:
+            raise
+        except FOREIGN_ERRORS as exc:
+            raise classify(exc, self._what) from exc
         with self._lock:
             self._requests += 1
             self._bytes_sent += len(body)
