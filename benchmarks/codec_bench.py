@@ -21,9 +21,9 @@ from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable from a checkout, installed or not
 
-from crmload.soap import Codec2007  # noqa: E402
-from crmload.soap.ns import CORE2007, NO_CALLER, SOAP11_ENV, WS2006, WS2007, XSI  # noqa: E402
-from crmload.types import Lookup, Money, Picklist  # noqa: E402
+from crmload.soap import Codec2007
+from crmload.soap.ns import CORE2007, NO_CALLER, SOAP11_ENV, WS2006, WS2007, XSI
+from crmload.types import Lookup, Money, Picklist
 
 ROOT = Path(__file__).resolve().parents[1]
 GUID = UUID("a1b2c3d4-0000-0000-0000-000000000001")
