@@ -81,3 +81,47 @@ def test_pinned_connections_one_socket_per_thread(crm: MockCrm) -> None:
     assert stats["sessions"] == 3
     assert stats["sockets_opened"] == crm.stats()["connections_accepted"] == 3
     assert stats["requests"] == 60
+
+
+# Both send paths of the transport (direct to the urllib3 pool, and through Session.post) behave alike.
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_both_paths_reuse_one_counted_socket(crm: MockCrm, direct: bool) -> None:
+    guard = CountingGuard()
+    with Transport(crm.url, guard=guard, direct=direct) as t:
+        replies = [t.post(BODY, HEADERS) for _ in range(30)]
+        stats = t.stats()
+    assert {r.status for r in replies} == {200}
+    assert all(b"WhoAmIResponse" in r.body for r in replies)
+    assert stats["sockets_opened"] == guard.calls == crm.stats()["connections_accepted"] == 1
+    assert crm.stats()["requests_by_op"] == {"Execute": 30}
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_both_paths_count_and_guard_every_new_socket_when_keep_alive_breaks(
+    crm: MockCrm, direct: bool
+) -> None:
+    crm.configure(FaultPlan(close_every=1))
+    guard = CountingGuard()
+    with Transport(crm.url, guard=guard, direct=direct) as t:
+        for _ in range(10):
+            assert t.post(BODY, HEADERS).status == 200
+        stats = t.stats()
+    assert stats["sockets_opened"] == guard.calls == crm.stats()["connections_accepted"] == 10
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_both_paths_map_a_reset_after_send(crm: MockCrm, direct: bool) -> None:
+    crm.configure(FaultPlan(reset_before_commit_rate=1.0))
+    with Transport(crm.url, guard=CountingGuard(), direct=direct) as t, pytest.raises(ResponseLostError):
+        t.post(BODY, HEADERS)
+
+
+def test_direct_path_steps_aside_for_auth_and_proxies(crm: MockCrm) -> None:
+    with Transport(crm.url, guard=CountingGuard(), auth=("u", "p")) as t:
+        assert t._direct is None
+    with Transport(crm.url, guard=CountingGuard(), proxies={"http": "http://127.0.0.1:9"}) as t:
+        assert t._direct is None
+    with Transport(crm.url, guard=CountingGuard()) as t:
+        assert t._direct is not None
