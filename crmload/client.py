@@ -33,6 +33,7 @@ from crmload.soap.codec2007 import Codec2007, WhoAmI
 from crmload.soap.faults import parse_fault
 from crmload.throttle import CallLimiter, ConnectGuard, RateLimit
 from crmload.transport import PoolLimits, Timeout, Transport
+from crmload.types import as_uuid
 
 __all__ = ["CrmClient"]
 
@@ -54,6 +55,41 @@ def _rate_limit(rate: RateLimit | float | str | None, budget: PortBudget) -> Rat
     if isinstance(rate, bool) or not isinstance(rate, (int, float)):
         raise ConfigError(f"rate must be a RateLimit, a number, 'auto' or 'unlimited', not {rate!r}")
     return RateLimit(per_second=float(rate))
+
+
+def _check_options(  # noqa: PLR0917 - one check per constructor argument
+    workers: object,
+    budget: object,
+    retry: object,
+    timeout: object,
+    limits: object,
+    metadata: object,
+    verify: object,
+    proxies: object,
+) -> None:
+    """Refuse option values of the wrong type up front, as ConfigError, before they fail deep inside."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be a positive integer, got {workers!r}")
+    if not isinstance(verify, (bool, str)):
+        raise ConfigError(f"verify must be True, False or a CA bundle path, not {type(verify).__name__}")
+    if proxies is not None and not isinstance(proxies, Mapping):
+        raise ConfigError(f"proxies must be a mapping of scheme to proxy URL, not {type(proxies).__name__}")
+    expected = (
+        ("budget", budget, PortBudget),
+        ("retry", retry, RetryPolicy),
+        ("timeout", timeout, Timeout),
+        ("limits", limits, PoolLimits),
+        ("metadata", metadata, Metadata),
+    )
+    for name, value, kind in expected:
+        if value is not None and not isinstance(value, kind):
+            raise ConfigError(f"{name} must be a {kind.__name__} or None, not {type(value).__name__}")
+
+
+def _attrs(attrs: object) -> Mapping[str, object]:
+    if not isinstance(attrs, Mapping):
+        raise ConfigError(f"attrs must be a mapping of attribute name to value, not {type(attrs).__name__}")
+    return attrs
 
 
 class CrmClient:
@@ -102,6 +138,7 @@ class CrmClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        _check_options(workers, budget, retry, timeout, limits, metadata, verify, proxies)
         self._budget = budget if budget is not None else DEFAULT_PORT_BUDGET
         self._metadata = metadata if metadata is not None else load_metadata()
         self._codec = Codec2007(org, null_property=self._null_property)
@@ -173,27 +210,27 @@ class CrmClient:
         DuplicateRecord, a Retrieve confirms that the first attempt landed and the id is returned. Without
         ``id=`` a lost answer raises ``ResponseLostError`` (maybe applied) and is never re-sent.
         """
-        key = uuid.UUID(str(id)) if id is not None else None
-        body = self._codec.build_create(entity, attrs, id=key)
+        key = as_uuid(id) if id is not None else None
+        body = self._codec.build_create(entity, _attrs(attrs), id=key)
         if key is None:
             return self._call("Create", body, self._codec.parse_create, idempotent=False)
         return self._keyed_create(entity, key, body)
 
     def update(self, entity: str, id: uuid.UUID | str, attrs: Mapping[str, object]) -> None:
         """Update the given attributes of one record."""
-        body = self._codec.build_update(entity, uuid.UUID(str(id)), attrs)
+        body = self._codec.build_update(entity, as_uuid(id), _attrs(attrs))
         self._call("Update", body, self._codec.parse_empty, idempotent=True)
 
     def delete(self, entity: str, id: uuid.UUID | str) -> None:
         """Delete one record."""
-        body = self._codec.build_delete(entity, uuid.UUID(str(id)))
+        body = self._codec.build_delete(entity, as_uuid(id))
         self._call("Delete", body, self._codec.parse_empty, idempotent=True)
 
     def retrieve(
         self, entity: str, id: uuid.UUID | str, columns: Sequence[str] | None = None
     ) -> dict[str, Any]:
         """Return one record's attributes as typed values; ``columns`` None means all."""
-        body = self._codec.build_retrieve(entity, uuid.UUID(str(id)), columns)
+        body = self._codec.build_retrieve(entity, as_uuid(id), columns)
         return self._call("Retrieve", body, self._codec.parse_retrieve, idempotent=True)
 
     def retrieve_multiple(
@@ -203,11 +240,29 @@ class CrmClient:
         columns: Sequence[str] | None = None,
         page_size: int = 5000,
     ) -> Iterator[dict[str, Any]]:
-        """Yield every matching record, page by page, following PagingCookie until MoreRecords is false."""
+        """Yield every matching record, page by page, following PagingCookie until MoreRecords is false.
+
+        Values are typed as ``retrieve`` types them: the query goes through Execute with
+        ``ReturnDynamicEntities``, whose answer states each property's type.
+        """
+        if where is not None and not isinstance(where, Mapping):
+            raise ConfigError(f"where must be a mapping of attribute to value, not {type(where).__name__}")
+        if columns is not None and not isinstance(columns, Sequence):
+            raise ConfigError(f"columns must be a list of attribute names, not {type(columns).__name__}")
+        if isinstance(page_size, bool) or not isinstance(page_size, int):
+            raise ConfigError(f"page_size must be an int, not {type(page_size).__name__}")
         page_number, cookie = 1, None
         while True:
-            body = self._codec.build_retrieve_multiple(entity, where, columns, page_size, page_number, cookie)
-            page = self._call("RetrieveMultiple", body, self._codec.parse_retrieve_multiple, idempotent=True)
+            body = self._codec.build_retrieve_multiple(
+                entity, where, columns, page_size, page_number, cookie, dynamic=True
+            )
+            page = self._call(
+                "RetrieveMultiple",
+                body,
+                self._codec.parse_retrieve_multiple,
+                idempotent=True,
+                action="Execute",
+            )
             yield from page.records
             if not page.more_records or not page.records:
                 return
@@ -215,6 +270,8 @@ class CrmClient:
 
     def fetch(self, fetch_xml: str) -> str:
         """Run a FetchXML query and return the resultset XML."""
+        if not isinstance(fetch_xml, str):
+            raise ConfigError(f"fetch_xml must be a str, not {type(fetch_xml).__name__}")
         body = self._codec.build_fetch(fetch_xml)
         return self._call("Fetch", body, self._codec.parse_fetch, idempotent=True)
 
@@ -228,6 +285,8 @@ class CrmClient:
 
         Not retried after send: an arbitrary request may not be idempotent.
         """
+        if not isinstance(request_xml, str):
+            raise ConfigError(f"request_xml must be a str, not {type(request_xml).__name__}")
         body = self._codec.build_execute(request_xml)
         return self._call("Execute", body, self._check_raw, idempotent=False)
 
@@ -274,14 +333,19 @@ class CrmClient:
         *,
         idempotent: bool,
         attempt: Callable[[bytes, Mapping[str, str], Callable[[bytes], T]], T] | None = None,
+        action: str | None = None,
     ) -> T:
-        """Run one operation with retries; count it, and the error it ends with."""
+        """Run one operation with retries; count it, and the error it ends with.
+
+        ``action`` names the SOAPAction when the envelope is not the op's own (RetrieveMultiple via Execute).
+        """
         self._stats.call(op)
-        headers = self._headers.get(op)
+        action = action or op
+        headers = self._headers.get(action)
         if headers is None:
-            headers = self._headers[op] = {
+            headers = self._headers[action] = {
                 "Content-Type": _CONTENT_TYPE,
-                "SOAPAction": self._codec.soap_action(op),
+                "SOAPAction": self._codec.soap_action(action),
             }
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s request envelope: %s", op, body.decode("utf-8", "replace"))

@@ -7,6 +7,7 @@ have been applied?
 
     CrmLoadError
     ├── ConfigError                  bad arguments or settings; nothing was attempted
+    │   └── BadValueError            a value type refused its argument (Money("abc")); also a ValueError
     ├── InputError                   a source row could not be read or mapped (line_no, column, value)
     │   ├── SourceError              phase "read": undecodable bytes, ragged row, bad header
     │   └── MappingError             phase "map": a value that does not convert to its CRM type
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "BadValueError",
     "ConfigError",
     "ConnectError",
     "CrmFault",
@@ -68,6 +70,14 @@ class CrmLoadError(Exception):
 
 class ConfigError(CrmLoadError):
     """Bad arguments or settings; nothing was sent."""
+
+
+class BadValueError(ConfigError, ValueError, TypeError):
+    """A value type (``Money``, ``Picklist``, ``Lookup``...) or a call refused an argument.
+
+    It is also a ``ValueError`` and a ``TypeError``, the built-ins these checks raised before, so code that
+    converts values with ``except ValueError`` keeps working while ``except CrmLoadError`` catches it too.
+    """
 
 
 class InputError(CrmLoadError):

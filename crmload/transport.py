@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import requests
 import urllib3
@@ -88,6 +89,32 @@ class PoolLimits:
 
 
 DEFAULT_POOL_LIMITS = PoolLimits()
+
+
+def check_url(url: object) -> SplitResult:
+    """Split ``url``, refusing what would fail later as a built-in error: a bad port, host or scheme."""
+    shape = "url must be an absolute http:// or https:// URL"
+    if not isinstance(url, str):
+        raise ConfigError(shape)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # parsed lazily: "Port out of range" surfaces only here
+        urllib3.util.parse_url(url)  # what requests will parse: it refuses spaces and other bad hosts
+    except (ValueError, urllib3.exceptions.LocationParseError) as exc:
+        raise ConfigError(f"url {_shown(url)!r} is not a valid URL: {_shown(str(exc), url)}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(shape)
+    if port == 0:
+        raise ConfigError(f"url {_shown(url)!r}: port 0 cannot be connected to")
+    return parts
+
+
+def _shown(text: str, url: str | None = None) -> str:
+    """``text`` for a message, short, with the user:password of ``url`` (default: ``text``) masked."""
+    # A regex, not urlsplit: this runs on URLs that urlsplit refuses.
+    m = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)@", url or text)
+    userinfo = m.group(1) if m else ""
+    return (text.replace(userinfo, _MASK) if userinfo else text)[:160]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,9 +216,7 @@ class Transport:
         direct: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError("url must be an absolute http:// or https:// URL")
+        parts = check_url(url)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ConfigError(f"workers must be a positive integer, got {workers!r}")
         limits = limits or DEFAULT_POOL_LIMITS

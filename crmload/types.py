@@ -20,6 +20,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
 
+from crmload.errors import BadValueError
+
 __all__ = ["Customer", "Key", "Lookup", "Money", "Owner", "Picklist", "Status", "as_uuid", "is_name"]
 
 # CRM logical names are lowercase ASCII identifiers; custom ones carry a publisher prefix such as ``new_``.
@@ -33,23 +35,23 @@ def is_name(name: object) -> bool:
 
 
 def as_uuid(value: object, what: str = "id") -> UUID:
-    """Return ``value`` as a UUID: a UUID as is, or a string that parses as one; TypeError/ValueError else."""
+    """Return ``value`` as a UUID: a UUID as is, or a string that parses as one; ``BadValueError`` else."""
     if isinstance(value, UUID):
         return value
     if isinstance(value, str):
         try:
             return UUID(value)
         except ValueError:
-            raise ValueError(f"{what} is not a GUID: {value[:60]!r}") from None
-    raise TypeError(f"{what} must be a UUID or a GUID string, not {type(value).__name__}")
+            raise BadValueError(f"{what} is not a GUID: {value[:60]!r}") from None
+    raise BadValueError(f"{what} must be a UUID or a GUID string, not {type(value).__name__}")
 
 
 def _as_int32(value: object, what: str) -> int:
     # bool is an int subclass, and Picklist(True) is almost certainly a mapping mistake.
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+        raise BadValueError(f"{what} must be an int, not {type(value).__name__}")
     if not -(2**31) <= value < 2**31:
-        raise ValueError(f"{what} {value} does not fit CRM's 32-bit int")
+        raise BadValueError(f"{what} {value} does not fit CRM's 32-bit int")
     return value
 
 
@@ -67,7 +69,9 @@ class Lookup:
 
     def __post_init__(self) -> None:
         if not is_name(self.entity):
-            raise ValueError(f"{type(self).__name__}.entity is not an entity name: {str(self.entity)[:60]!r}")
+            raise BadValueError(
+                f"{type(self).__name__}.entity is not an entity name: {str(self.entity)[:60]!r}"
+            )
         object.__setattr__(self, "id", as_uuid(self.id, f"{type(self).__name__}.id"))
 
 
@@ -113,18 +117,18 @@ class Money:
     def __post_init__(self) -> None:
         raw: Any = self.value
         if isinstance(raw, bool):
-            raise TypeError("Money.value must be a Decimal, int or str, not bool")
+            raise BadValueError("Money.value must be a Decimal, int or str, not bool")
         if isinstance(raw, float):
             raw = str(raw)
         if isinstance(raw, (int, str)):
             try:
                 raw = Decimal(raw)
             except InvalidOperation:
-                raise ValueError(f"Money.value is not a number: {str(self.value)[:60]!r}") from None
+                raise BadValueError(f"Money.value is not a number: {str(self.value)[:60]!r}") from None
         if not isinstance(raw, Decimal):
-            raise TypeError(f"Money.value must be a Decimal, int or str, not {type(raw).__name__}")
+            raise BadValueError(f"Money.value must be a Decimal, int or str, not {type(raw).__name__}")
         if not raw.is_finite():
-            raise ValueError(f"Money.value must be finite, not {raw}")
+            raise BadValueError(f"Money.value must be finite, not {raw}")
         object.__setattr__(self, "value", raw)
 
 

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from crmload.errors import ConfigError
+from crmload.cli import _flags
 
 _AUTH_MODULE = "crmload.cli.auth_opts"
 try:  # issue 6 adds the authentication flags in its own module; until then there is none.
@@ -54,6 +54,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--entity", required=True, help="target entity logical name, e.g. account")
     p.add_argument(
         "--url",
+        type=_flags.url,
         default=os.environ.get("CRMLOAD_URL"),
         help="CrmService.asmx URL (default $CRMLOAD_URL; if neither, an embedded mock CRM is started)",
     )
@@ -61,8 +62,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--map", metavar="MAP.toml", help="column -> attribute mapping with types")
     p.add_argument("--key", metavar="COLUMN", help="deterministic id = uuid5(entity namespace, value)")
     p.add_argument("--mode", choices=("create", "update", "upsert", "delete"), default="create")
-    p.add_argument("--workers", type=int, default=4, help="concurrent calls (default 4)")
-    p.add_argument("--rate", metavar="N|auto|unlimited", help="calls per second (default: the port budget)")
+    p.add_argument("--workers", type=_flags.positive_int, default=4, help="concurrent calls (default 4)")
+    p.add_argument(
+        "--rate",
+        type=_flags.rate,
+        metavar="N|auto|unlimited",
+        help="calls per second (default: the port budget)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_flags.timeout,
+        metavar="S|CONNECT,READ",
+        help="seconds to wait for a connection and for an answer, e.g. 10 or 5,120 (default 10,120)",
+    )
     p.add_argument("--journal", metavar="PATH", help="default: FILE.csv.crmload.sqlite beside the input")
     p.add_argument("--resume", action="store_true", help="continue a run from its journal")
     p.add_argument("--restart", action="store_true", help="erase this run's journal and begin again")
@@ -70,8 +82,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="read, map and validate every row; send nothing")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--encoding", default="utf-8-sig", help="input encoding (default utf-8-sig: drops a BOM)")
-    p.add_argument("--delimiter", default=",", help="field delimiter (default ','; 'tab' for tab)")
+    p.add_argument(
+        "--encoding",
+        type=_flags.encoding,
+        default="utf-8-sig",
+        help="input encoding (default utf-8-sig: drops a BOM)",
+    )
+    p.add_argument(
+        "--delimiter", type=_flags.delimiter, default=",", help="field delimiter (default ','; 'tab' for tab)"
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     p.add_argument("-q", "--quiet", action="count", default=0, help="less logging")
     if _auth_opts is not None:
@@ -93,22 +112,18 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 
 def _usage(args: argparse.Namespace, text: str) -> int:
-    args._parser.print_usage(sys.stderr)
-    print(f"crmload import: error: {text}", file=sys.stderr)
-    return 2
+    from crmload.cli import UsageError  # noqa: PLC0415 - the package imports this module
+
+    raise UsageError(text)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run one import; return the exit code."""
     if args.resume and args.restart:
         return _usage(args, "--resume and --restart exclude each other")
-    if args.workers < 1:
-        return _usage(args, "--workers must be at least 1")
-    if args.delimiter.lower() in ("tab", "\\t"):
-        args.delimiter = "\t"
     src = Path(args.file)
     if not src.is_file():
-        raise ConfigError(f"no such file: {src}")
+        return _usage(args, f"no such file: {src}")
     with contextlib.ExitStack() as stack:
         url, org, rate = args.url, args.org, args.rate
         journal = Path(args.journal) if args.journal else None
@@ -121,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
                 journal = Path(tmp) / (src.name + ".crmload.sqlite")
                 args.temp_journal = True
         if not org and not args.dry_run:
-            raise ConfigError("--org is required (or set $CRMLOAD_ORG)")
+            return _usage(args, "--org is required (or set $CRMLOAD_ORG)")
         return _load(args, stack, src, url, org or "", rate, journal)
     return 1  # pragma: no cover - the with block always returns
 
@@ -165,7 +180,9 @@ def _load(  # noqa: PLR0917 - private step of run()
         assert url is not None  # run() starts the embedded mock when no URL was given
         rate = RateLimit.parse(rate_text) if rate_text else None
         client = stack.enter_context(
-            CrmClient(url, org=org, workers=args.workers, rate=rate, auth=_build_auth(args))
+            CrmClient(
+                url, org=org, workers=args.workers, rate=rate, timeout=args.timeout, auth=_build_auth(args)
+            )
         )
     show_bar = sys.stderr.isatty() and not args.no_progress and getattr(args, "quiet", 0) <= 0
     stats = client.stats if client is not None else None

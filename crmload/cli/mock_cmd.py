@@ -30,6 +30,16 @@ def _user(text: str) -> tuple[str, str]:
     return name, password
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range 0-65535")
+    return port
+
+
 def register(subparsers: Any) -> None:
     """Add the ``mock`` subcommand."""
     p = subparsers.add_parser(
@@ -40,7 +50,7 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=5555, help="port; 0 picks a free one (default: 5555)")
+    p.add_argument("--port", type=_port, default=5555, help="port; 0 picks a free one (default: 5555)")
     p.add_argument(
         "--org", default="Contoso", help="OrganizationName the auth token must carry (default: Contoso)"
     )
@@ -102,24 +112,16 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Start the server, print its URL, and serve until SIGINT/SIGTERM."""
     # Imported here so that ``crmload --help`` stays fast.
+    from crmload.cli import UsageError  # noqa: PLC0415
     from crmload.errors import ConfigError  # noqa: PLC0415
-    from crmload.mock import FaultPlan, MockCrm  # noqa: PLC0415
+    from crmload.mock import MockCrm  # noqa: PLC0415
 
-    plan = FaultPlan(
-        latency_ms=args.latency_ms,
-        jitter_ms=args.jitter_ms,
-        busy_rate=args.busy_rate,
-        retry_after_s=args.retry_after,
-        reset_before_commit_rate=args.reset_before_commit_rate,
-        reset_after_commit_rate=args.reset_after_commit_rate,
-        close_every=args.close_every,
-        max_connections=args.max_connections,
-        first_request_cost_ms=args.first_request_cost_ms,
-        busy_above_rate=args.busy_above_rate,
-        seed=args.seed,
-    )
     if args.max_body_bytes <= 0 or args.idle_timeout <= 0:
-        raise ConfigError("--max-body-bytes and --idle-timeout must be positive")
+        raise UsageError("--max-body-bytes and --idle-timeout must be positive")
+    try:
+        plan = _plan(args)
+    except ConfigError as exc:  # a fault flag out of range: the command line is wrong
+        raise UsageError(str(exc)) from None
     server = MockCrm(
         org=args.org,
         host=args.host,
@@ -139,7 +141,10 @@ def run(args: argparse.Namespace) -> int:
 
     old = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server.start()
+        try:
+            server.start()
+        except OSError as exc:  # in use, not an address of this host, not allowed: the user's to fix
+            raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
         print(server.url, flush=True)
         print(f"crmload mock: serving org {args.org!r}; Ctrl-C to stop", file=sys.stderr, flush=True)
         while not stop.wait(0.5):
@@ -155,3 +160,21 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _plan(args: argparse.Namespace) -> Any:
+    from crmload.mock import FaultPlan  # noqa: PLC0415
+
+    return FaultPlan(
+        latency_ms=args.latency_ms,
+        jitter_ms=args.jitter_ms,
+        busy_rate=args.busy_rate,
+        retry_after_s=args.retry_after,
+        reset_before_commit_rate=args.reset_before_commit_rate,
+        reset_after_commit_rate=args.reset_after_commit_rate,
+        close_every=args.close_every,
+        max_connections=args.max_connections,
+        first_request_cost_ms=args.first_request_cost_ms,
+        busy_above_rate=args.busy_above_rate,
+        seed=args.seed,
+    )

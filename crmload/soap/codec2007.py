@@ -245,11 +245,15 @@ class Codec2007:
         page_size: int = 5000,
         page_number: int = 1,
         paging_cookie: str | None = None,
+        *,
+        dynamic: bool = False,
     ) -> bytes:
         """Return a ``RetrieveMultiple`` envelope with a QueryExpression.
 
         ``where`` maps attribute names to values, all ANDed: a value means Equal, None means Null, a list or
-        tuple means In.
+        tuple means In. ``dynamic=True`` sends it as ``Execute``/``RetrieveMultipleRequest`` with
+        ``ReturnDynamicEntities`` (SOAPAction ``soap_action("Execute")``), as ``build_retrieve`` does, so the
+        answer carries each value's property type instead of the typed form's bare text.
         """
         name = _entity_name(entity)
         if not 1 <= page_size <= 5000 or not page_number >= 1:
@@ -259,8 +263,13 @@ class Codec2007:
             if paging_cookie is not None
             else ""
         )
+        head, tail = f'<RetrieveMultiple xmlns="{WS2007}"><query', "</query></RetrieveMultiple>"
+        if dynamic:
+            head = f'<Execute xmlns="{WS2007}"><Request xsi:type="RetrieveMultipleRequest" '
+            head += 'ReturnDynamicEntities="true"><Query'
+            tail = "</Query></Request></Execute>"
         parts = [
-            f'<RetrieveMultiple xmlns="{WS2007}"><query xsi:type="q2:QueryExpression">',
+            f'{head} xsi:type="q2:QueryExpression">',
             f"<q2:EntityName>{name}</q2:EntityName>",
             self._column_set("q2:ColumnSet", columns),
             "<q2:Distinct>false</q2:Distinct>",
@@ -272,7 +281,7 @@ class Codec2007:
             for attr, value in where.items():
                 parts.append(self._condition(check_name(attr), value))
             parts.append("</q2:Conditions></q2:Criteria>")
-        parts.append("</query></RetrieveMultiple>")
+        parts.append(tail)
         return self._envelope("".join(parts))
 
     @staticmethod

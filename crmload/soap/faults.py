@@ -169,7 +169,12 @@ def _from_fault(fault: etree._Element, status: int, headers: Mapping[str, str]) 
     error = _find(fault, "error")  # CRM 4.0: detail/error/{description, code, type}
     if error is not None and _find(error, "code") is not None:
         code = _hex_code(_text(_find(error, "code")))
-        message = _text(_find(error, "description")) or "CRM fault"
+        # An empty description (seen with non-hex codes) must not drop the faultstring, often the only text.
+        message = (
+            _text(_find(error, "description"))
+            or _text(_find(fault, "faultstring", "Text"))
+            or f"CRM fault {code or ''}".strip()
+        )
         fault_type = _text(_find(error, "type"))
     else:
         org_fault = _find(fault, "OrganizationServiceFault")

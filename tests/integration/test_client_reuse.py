@@ -52,7 +52,8 @@ def test_operations_round_trip(crm: MockCrm) -> None:
         assert rec["telephone1"] == "555-0100"
         contact_ids = {client.create("contact", {"lastname": f"c{i}"}) for i in range(7)}
         listed = list(client.retrieve_multiple("contact", columns=["contactid"], page_size=3))
-        assert {uuid.UUID(str(r["contactid"])) for r in listed} == contact_ids
+        # Typed as retrieve() types them: the primary key comes back as a Key, not as text.
+        assert {r["contactid"].id for r in listed} == contact_ids
         who = client.who_am_i()
         assert isinstance(who.user_id, uuid.UUID)
         raw = client.execute_raw('<Request xsi:type="WhoAmIRequest"/>')

@@ -6,16 +6,18 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from crmload.client import CrmClient
-from crmload.errors import CrmLoadError
+from crmload.errors import ConfigError, CrmLoadError, EncodingError
 from crmload.mock import FaultPlan, MockCrm
 from crmload.retry import RetryPolicy
 from crmload.throttle import RateLimit
 from crmload.transport import Timeout
+from crmload.types import Lookup, Money, Picklist
 
 POLICY = RetryPolicy(max_attempts=2, jitter=False, backoff_base_s=0.0, backoff_max_s=0.0)
 
@@ -147,3 +149,69 @@ def test_only_crmload_errors_escape_from_a_broken_server(reply: bytes) -> None:
         listener.close()
     assert len(errors) == 9
     assert all(isinstance(e, CrmLoadError) for e in errors), [repr(e) for e in errors]
+
+
+# --- issue 16 item 9: bad arguments are crmload errors with a message, never built-in exceptions ----------
+
+_URL = "http://127.0.0.1:1/MSCRMServices/2007/CrmService.asmx"
+BAD_CONSTRUCTIONS: dict[str, Callable[[], object]] = {
+    "port out of range": lambda: CrmClient("http://127.0.0.1:99999/x", org="Contoso"),
+    "bad IPv6 host": lambda: CrmClient("http://[::1/x", org="Contoso"),
+    "space in host": lambda: CrmClient("http://exa mple.com/x", org="Contoso"),
+    "budget not a PortBudget": lambda: CrmClient(_URL, org="Contoso", budget="x"),  # type: ignore[arg-type]
+    "timeout not a Timeout": lambda: CrmClient(_URL, org="Contoso", timeout=5),  # type: ignore[arg-type]
+    "retry not a RetryPolicy": lambda: CrmClient(_URL, org="Contoso", retry="x"),  # type: ignore[arg-type]
+    "workers not an int": lambda: CrmClient(_URL, org="Contoso", workers="4"),  # type: ignore[arg-type]
+    "proxies not a mapping": lambda: CrmClient(_URL, org="Contoso", proxies=5),  # type: ignore[arg-type]
+    "Money('abc')": lambda: Money("abc"),
+    "Money(NaN)": lambda: Money(Decimal("NaN")),
+    "Picklist('x')": lambda: Picklist("x"),  # type: ignore[arg-type]
+    "Lookup bad id": lambda: Lookup("account", "nope"),  # type: ignore[arg-type]
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONSTRUCTIONS))
+def test_bad_arguments_raise_config_errors(case: str) -> None:
+    with pytest.raises(CrmLoadError) as info:
+        BAD_CONSTRUCTIONS[case]()
+    assert isinstance(info.value, ConfigError | EncodingError), type(info.value).__mro__
+    assert str(info.value), "the error must say what is wrong"
+
+
+def test_value_errors_stay_catchable_as_the_builtins_they_were() -> None:
+    # Code written against the old behaviour (``except ValueError``) keeps working.
+    with pytest.raises(ValueError, match="not a number"):
+        Money("abc")
+    with pytest.raises(TypeError, match="must be an int"):
+        Picklist("x")  # type: ignore[arg-type]
+
+
+def test_url_errors_never_show_the_password() -> None:
+    with pytest.raises(ConfigError) as info:
+        CrmClient("http://alice:s3cret@127.0.0.1:99999/x", org="Contoso")
+    assert "s3cret" not in str(info.value)
+    assert "99999" in str(info.value)
+
+
+BAD_CALLS: dict[str, Callable[[CrmClient], object]] = {
+    "create id not a GUID": lambda c: c.create("account", {"name": "x"}, id="not-a-uuid"),
+    "create attrs None": lambda c: c.create("account", None),  # type: ignore[arg-type]
+    "create attrs a list": lambda c: c.create("account", [("name", "x")]),  # type: ignore[arg-type]
+    "retrieve id not a GUID": lambda c: c.retrieve("account", "nope"),
+    "update id not a GUID": lambda c: c.update("account", "nope", {"name": "x"}),
+    "delete id an int": lambda c: c.delete("account", 5),  # type: ignore[arg-type]
+    "retrieve_multiple where an int": lambda c: list(c.retrieve_multiple("account", where=5)),  # type: ignore[arg-type]
+    "retrieve_multiple columns an int": lambda c: list(c.retrieve_multiple("account", columns=5)),  # type: ignore[arg-type]
+    "retrieve_multiple page_size text": lambda c: list(c.retrieve_multiple("account", page_size="x")),  # type: ignore[arg-type]
+    "fetch None": lambda c: c.fetch(None),  # type: ignore[arg-type]
+    "execute_raw None": lambda c: c.execute_raw(None),  # type: ignore[arg-type]
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CALLS))
+def test_bad_call_arguments_raise_config_errors_and_send_nothing(case: str, crm: MockCrm) -> None:
+    with _client(crm.url) as client, pytest.raises(CrmLoadError) as info:
+        BAD_CALLS[case](client)
+    assert isinstance(info.value, ConfigError | EncodingError), type(info.value).__mro__
+    assert str(info.value)
+    assert crm.stats()["requests"] == 0, "a refused argument must be refused before anything is sent"
