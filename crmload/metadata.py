@@ -13,6 +13,10 @@ uses it to type CSV columns. Users add their own entities or attributes with a s
     primary_key = "new_regionid"
     attributes = { new_name = "String" }
 
+An attribute may also be a table with optional limits (``crmload.limits``), e.g. ``new_code = { type =
+"String", max_length = 20 }``, or just ``{ max_length = 20 }`` for an attribute the table already types. The
+bundled limits (``crmload/data/limits.json``, CRM's documented lengths) use the same form.
+
 Example::
 
     >>> meta = load_metadata()
@@ -34,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from crmload.errors import ConfigError
+from crmload.limits import DEFAULT_LIMITS, LIMIT_FIELDS, AttrLimits
 
 __all__ = ["CRM_TYPES", "EntityMeta", "Metadata", "load_metadata"]
 
@@ -62,15 +67,25 @@ CRM_TYPES = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class EntityMeta:
-    """One entity: its logical name, primary key attribute, and attribute name -> CRM type name."""
+    """One entity: its logical name, primary key attribute, attribute name -> CRM type name, and the limits
+    declared for some attributes (the rest take their type's default)."""
 
     name: str
     primary_key: str
     attributes: Mapping[str, str] = field(default_factory=dict)
+    limits: Mapping[str, AttrLimits] = field(default_factory=dict)
 
     def type_of(self, attribute: str) -> str | None:
         """Return the CRM type of ``attribute``, or None when the entity has no such attribute."""
         return self.attributes.get(attribute)
+
+    def limits_of(self, attribute: str) -> AttrLimits | None:
+        """Return what CRM accepts for ``attribute``: its declared limits, else its type's default."""
+        own = self.limits.get(attribute)
+        if own is not None:
+            return own
+        crm_type = self.attributes.get(attribute)
+        return DEFAULT_LIMITS.get(crm_type) if crm_type else None
 
 
 class Metadata:
@@ -115,14 +130,37 @@ def _entities_from(
             raise ConfigError(f"{origin}: entity {name!r} must be a table")
         old = out.get(name)
         attrs = dict(old.attributes) if old else {}
-        for attr, crm_type in dict(spec.get("attributes", {})).items():
-            if crm_type not in CRM_TYPES:
-                raise ConfigError(f"{origin}: {name}.{attr}: unknown CRM type {crm_type!r}")
-            attrs[str(attr).lower()] = str(crm_type)
+        limits = dict(old.limits) if old else {}
+        for attr, attr_spec in dict(spec.get("attributes", {})).items():
+            _add_attribute(attrs, limits, str(attr).lower(), attr_spec, f"{origin}: {name}.{attr}")
         primary = str(spec.get("primary_key") or (old.primary_key if old else f"{name}id")).lower()
         attrs.setdefault(primary, "Key")
-        out[name] = EntityMeta(name=name, primary_key=primary, attributes=attrs)
+        out[name] = EntityMeta(name=name, primary_key=primary, attributes=attrs, limits=limits)
     return out
+
+
+def _add_attribute(
+    attrs: dict[str, str], limits: dict[str, AttrLimits], attr: str, spec: Any, where: str
+) -> None:
+    """Add or retype one attribute from a type name or a ``{type?, max_length?, ...}`` table."""
+    table = spec if isinstance(spec, Mapping) else {"type": spec}
+    unknown = set(table) - LIMIT_FIELDS - {"type"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+    crm_type = table.get("type", attrs.get(attr))
+    if crm_type is None:
+        raise ConfigError(f"{where}: a new attribute needs a type")
+    if crm_type not in CRM_TYPES:
+        raise ConfigError(f"{where}: unknown CRM type {crm_type!r}")
+    if crm_type != attrs.get(attr):
+        limits.pop(attr, None)  # a retyped attribute starts from its new type's defaults
+    attrs[attr] = str(crm_type)
+    if LIMIT_FIELDS & set(table):
+        base = limits.get(attr) or DEFAULT_LIMITS.get(str(crm_type))
+        try:
+            limits[attr] = AttrLimits.from_spec(table, base)
+        except (ValueError, ArithmeticError) as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
 
 
 def _read_user_file(path: Path) -> dict[str, Any]:
@@ -149,8 +187,10 @@ def load_metadata(extra: str | Path | None = None) -> Metadata:
             (optionally under a top-level ``entities`` key). Entities are added; attributes of known entities
             are added or retyped.
     """
-    text = resources.files("crmload").joinpath("data/metadata.json").read_text(encoding="utf-8")
-    entities = _entities_from(json.loads(text), {}, "bundled metadata")
+    data = resources.files("crmload").joinpath("data")
+    entities = _entities_from(json.loads(data.joinpath("metadata.json").read_text("utf-8")), {}, "metadata")
+    limits = json.loads(data.joinpath("limits.json").read_text("utf-8"))
+    entities = _entities_from(limits, entities, "bundled limits")
     if extra is not None:
         entities = _entities_from(_read_user_file(Path(extra)), entities, str(extra))
     return Metadata(entities)

@@ -6,6 +6,7 @@ the already-trimmed text and a ``ColumnSpec``-like options object.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
@@ -104,7 +105,10 @@ def _integer(text: str, o: Options) -> int:
 def _float(text: str, o: Options) -> float:
     if not (_DEC.fullmatch(text) or re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+", text)):
         raise ValueError("not a number")
-    return float(text)
+    value = float(text)
+    if math.isinf(value):  # "1e400" reads as inf, which CRM's double cannot hold
+        raise ValueError("not a number CRM can hold (out of range)")
+    return value
 
 
 def _decimal_text(text: str) -> Decimal:

@@ -43,6 +43,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crmload.errors import ConfigError, MappingError
+from crmload.limits import DEFAULT_LIMITS, AttrLimits, check
 from crmload.load.convert import CONVERTERS, TYPE_ALIASES, check_xml_text
 from crmload.load.keys import key_id
 from crmload.metadata import EntityMeta, Metadata, load_metadata
@@ -155,6 +156,7 @@ class ColumnSpec:
     tz: tzinfo = field(default_factory=lambda: ZoneInfo("UTC"))
     trim: bool = True
     empty_as_null: bool = False
+    limits: AttrLimits | None = None
 
     def convert(self, text: str) -> Any:
         """Convert one value; ValueError with the reason when it does not convert."""
@@ -207,6 +209,14 @@ def _coerce(spec: ColumnSpec, raw: Any) -> Any:
         cls = {"Lookup": Lookup, "Customer": Customer, "Owner": Owner}[t]
         return cls(spec.target, raw)
     return raw
+
+
+def _within(col: ColumnSpec, value: Any, limits: AttrLimits | None) -> Any:
+    """Return ``value`` when CRM would accept it for the column's attribute; ValueError with why otherwise."""
+    over = check(col.crm_type, limits, value)
+    if over is not None:
+        raise ValueError(over)
+    return value
 
 
 class Mapper:
@@ -263,9 +273,15 @@ class Mapper:
         col = ColumnSpec(source=attr, attribute=attr, crm_type=crm_type, tz=self._tz, trim=False)
         text = str(value).lower() if isinstance(value, bool) else str(value)
         try:
-            return col.convert(text)
+            return _within(col, col.convert(text), self._limits(attr, crm_type))
         except (ValueError, KeyError) as exc:
             raise ConfigError(f"{where}.{attribute}: {exc}") from exc
+
+    def _limits(self, attribute: str, crm_type: str) -> AttrLimits | None:
+        """The attribute's limits when the metadata types it as ``crm_type``, else that type's default."""
+        if self.meta is not None and self.meta.type_of(attribute) == crm_type:
+            return self.meta.limits_of(attribute)
+        return DEFAULT_LIMITS.get(crm_type)
 
     def prepare(self, header: list[str]) -> None:
         """Compile every column of ``header``; a ConfigError names unknown columns, bad types or clashes."""
@@ -352,6 +368,7 @@ class Mapper:
             tz=_zone(str(entry["timezone"])) if "timezone" in entry else self._tz,
             trim=bool(entry.get("trim", self.spec.trim)),
             empty_as_null=bool(entry.get("empty_as_null", self.spec.empty_as_null)),
+            limits=self._limits(attribute, crm_type),
         )
 
     def map(self, line_no: int, values: Mapping[str, Any]) -> Mapped:
@@ -376,12 +393,12 @@ class Mapper:
     def _value(self, line_no: int, col: ColumnSpec, raw: Any) -> Any:
         try:
             if isinstance(raw, str):
-                return col.convert(raw)
+                return _within(col, col.convert(raw), col.limits)
             if isinstance(raw, str | None):  # pragma: no cover - None only
                 return raw
             if col.crm_type == "String":
                 check_xml_text(str(raw))
-            return _coerce(col, raw)
+            return _within(col, _coerce(col, raw), col.limits)
         except (ValueError, TypeError) as exc:
             shown = str(raw) if len(str(raw)) <= 60 else str(raw)[:57] + "..."
             raise MappingError(

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from crmload.limits import check
 from crmload.metadata import EntityMeta, Metadata
-from crmload.mock.envelope import CODE_INVALID, SoapFault, attr_qname, child
+from crmload.mock.envelope import CODE_INVALID, CODE_STRING_TOO_LONG, SoapFault, attr_qname, child
 from crmload.mock.values import PROPERTY_TYPES, BadValue, Value, convert
 from crmload.soap import ns
 
@@ -63,9 +64,31 @@ def _checked(meta: EntityMeta, name: str, sent_type: str | None, text: str | Non
     if sent_type is not None and sent_type != declared:
         raise invalid(f"Attribute '{name}' of '{meta.name}' is a {declared}, not a {sent_type}.")
     try:
-        return convert(declared, text, ref)
+        value = convert(declared, text, ref)
     except BadValue as exc:
         raise invalid(f"Invalid value for attribute '{name}' of '{meta.name}': {exc}") from None
+    over = check(declared, meta.limits_of(name), value.value)
+    if over is not None:
+        raise _over_limit(meta, name, declared, text, over)
+    return value
+
+
+def _over_limit(meta: EntityMeta, name: str, crm_type: str, text: str | None, reason: str) -> SoapFault:
+    """The fault CRM answers for a value over its attribute's limit, naming the attribute."""
+    limits = meta.limits_of(name)
+    if crm_type == "String" and limits is not None:
+        # StringLengthTooLong, with CRM's own wording (seen in captured Dataverse answers).
+        return SoapFault(
+            CODE_STRING_TOO_LONG,
+            f"A validation error occurred. The length of the '{name}' attribute of the '{meta.name}' entity "
+            f"exceeded the maximum allowed length of '{limits.max_length}'.",
+            kind="string_too_long",
+        )
+    shown = (text or "")[:64]
+    return invalid(
+        f"A validation error occurred. The value '{shown}' of '{name}' on record of type '{meta.name}' is "
+        f"{reason}."
+    )
 
 
 def _value_text(value_el: etree._Element | None) -> tuple[str | None, str | None]:

@@ -8,7 +8,9 @@ code           faultcode    when
 0x80040217     Server       Update, Delete or Retrieve of a record that does not exist
 0x80040237     Server       Create with a primary key that already exists
 0x80040203     Server       unknown entity or attribute, wrong property type, bad value, missing key,
-                            unsupported Execute request or query operator
+                            unsupported Execute request or query operator, a number, date or decimal
+                            places outside the attribute's limits (``crmload.limits``)
+0x80044331     Server       StringLengthTooLong: a string longer than the attribute's MaxLength
 0x80040220     Server       missing CrmAuthenticationToken or a different OrganizationName
 0x80040216     Client       malformed XML, DTD/entities, wrong envelope namespace, unknown operation,
                             body over the size limit, chunked or otherwise unreadable request
@@ -29,6 +31,7 @@ __all__ = [
     "CODE_DUPLICATE",
     "CODE_INVALID",
     "CODE_NOT_FOUND",
+    "CODE_STRING_TOO_LONG",
     "CODE_UNEXPECTED",
     "SoapFault",
     "attr_qname",
@@ -45,6 +48,7 @@ CODE_DUPLICATE = "0x80040237"
 CODE_INVALID = "0x80040203"
 CODE_AUTH = "0x80040220"
 CODE_UNEXPECTED = "0x80040216"
+CODE_STRING_TOO_LONG = "0x80044331"
 
 _XSI_TYPE = ns.qn(ns.XSI, "type")
 

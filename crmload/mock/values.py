@@ -8,6 +8,7 @@ Python value (None means null) and ``ref`` the target entity of a Lookup/Custome
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -72,7 +73,10 @@ def convert(crm_type: str, text: str | None, ref: str | None = None) -> Value:  
         if crm_type in ("CrmNumber", "Picklist", "Status"):
             return Value(crm_type, int(text.strip()))
         if crm_type == "CrmFloat":
-            return Value(crm_type, float(text.strip()))
+            number = float(text.strip())
+            if not math.isfinite(number):
+                raise BadValue(f"'{text}' is not a valid {crm_type}")
+            return Value(crm_type, number)
         if crm_type in ("CrmDecimal", "CrmMoney"):
             dec = Decimal(text.strip())
             if not dec.is_finite():

@@ -113,11 +113,18 @@ CASES: list[tuple[str, bytes, list[str], tuple[Any, ...]]] = [
     ),
     ("nul_byte", b"name\nA\x00B\n", [], ("rejected", "NUL byte in column 'name'", 0)),
     ("control_character", b"name\nbell\x07\n", [], ("rejected", "control character U+0007", 0)),
+    # A 1 MiB field streams through the reader, then meets CRM's MaxLength (account.description: 2000).
     (
         "one_mb_field",
         f"name,description\nBig,{BIG}\n".encode(),
         [],
-        ("loaded", {"name": "Big", "description": BIG}),
+        ("rejected", "1048576 characters, longer than the maximum length 2000", 0),
+    ),
+    (
+        "field_at_max_length",
+        f"name,description\n{'n' * 160},{'d' * 2000}\n".encode(),
+        [],
+        ("loaded", {"name": "n" * 160, "description": "d" * 2000}),
     ),
     ("empty_file", b"", [], ("empty",)),
     ("empty_file_with_key", b"", ["--key", "accountnumber"], ("empty",)),

@@ -40,7 +40,11 @@ SAMPLE_NAMES = [
 def sample_crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockCrm]:
     """A server whose contact has the samples' custom attributes (added through a user metadata file)."""
     extra = tmp_path_factory.mktemp("meta") / "extra.json"
-    custom = {"new_discountrate": "CrmDecimal", "new_score": "CrmFloat", "new_regionid": "Lookup"}
+    custom = {
+        "new_discountrate": {"type": "CrmDecimal", "precision": 4},
+        "new_score": "CrmFloat",
+        "new_regionid": "Lookup",
+    }
     extra.write_text(json.dumps({"contact": {"attributes": custom}}))
     with MockCrm(org="Contoso", metadata=extra) as server:
         yield server
