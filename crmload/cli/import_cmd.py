@@ -78,8 +78,22 @@ def register(subparsers: Any) -> None:
     p.add_argument("--journal", metavar="PATH", help="default: FILE.csv.crmload.sqlite beside the input")
     p.add_argument("--resume", action="store_true", help="continue a run from its journal")
     p.add_argument("--restart", action="store_true", help="erase this run's journal and begin again")
-    p.add_argument("--rejects", metavar="PATH", help="default: FILE.rejects.csv beside the input")
-    p.add_argument("--dry-run", action="store_true", help="read, map and validate every row; send nothing")
+    p.add_argument(
+        "--rejects",
+        metavar="PATH",
+        help="default: FILE.rejects.csv beside the input (in-doubt rows: FILE.in-doubt.csv)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="let the rejects (or in-doubt) file replace an existing file that crmload did not write",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read, map and validate every row; send and write nothing "
+        "(findings on stdout, or to --rejects PATH)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -166,7 +180,14 @@ def _load(  # noqa: PLR0917 - private step of run()
     journal: Path | None,
 ) -> int:
     from crmload.load import CsvSource, Loader, Mapper, MapSpec, Progress  # noqa: PLC0415 - lazy: --help stays fast
+    from crmload.load.outfiles import output_paths  # noqa: PLC0415
 
+    default_journal = journal is None
+    journal = journal or Path(f"{src}.crmload.sqlite")
+    try:
+        rejects, in_doubt = output_paths(src, args.rejects, journal, dry_run=args.dry_run, force=args.force)
+    except ConfigError as exc:
+        return _usage(args, str(exc))
     spec = MapSpec.load(args.map) if args.map else None
     source = stack.enter_context(CsvSource(src, encoding=args.encoding, delimiter=args.delimiter))
     if not source.header:
@@ -187,8 +208,7 @@ def _load(  # noqa: PLR0917 - private step of run()
     show_bar = sys.stderr.isatty() and not args.no_progress and getattr(args, "quiet", 0) <= 0
     stats = client.stats if client is not None else None
     progress = Progress(enabled=show_bar, stats=stats)
-    base = src.with_suffix("") if src.suffix.lower() == ".csv" else src
-    if journal is None and args.resume and not Path(f"{src}.crmload.sqlite").exists():
+    if default_journal and args.resume and not journal.exists():
         _say(args, "no journal to resume: starting a new run")
     loader = Loader(
         client,
@@ -196,8 +216,10 @@ def _load(  # noqa: PLR0917 - private step of run()
         mode=args.mode,
         mapper=mapper,
         workers=args.workers,
-        journal=journal or Path(f"{src}.crmload.sqlite"),
-        rejects=Path(args.rejects) if args.rejects else Path(f"{base}.rejects.csv"),
+        journal=journal,
+        rejects=rejects,
+        in_doubt=in_doubt,
+        force=args.force,
         resume=args.resume,
         restart=args.restart,
         dry_run=args.dry_run,

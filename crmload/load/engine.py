@@ -17,6 +17,7 @@ Modes:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -36,7 +37,7 @@ from crmload.errors import (
 from crmload.load.journal import FileIdentity, Journal, Target, file_identity, public_url
 from crmload.load.mapping import Mapped, Mapper, MapSpec
 from crmload.load.progress import Progress
-from crmload.load.rejects import RejectsWriter
+from crmload.load.rejects import RejectsWriter, open_writer
 from crmload.load.send import classify, send_one
 from crmload.load.source import CsvSource, SourceRow
 from crmload.load.summary import Summary, client_numbers, stats_delta
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 MODES = ("create", "update", "upsert", "delete")
 _IN_DOUBT = "the Create may have been applied before its answer was lost; not re-sent (check CRM)"
+_IN_DOUBT_EARLIER = f"in doubt since an earlier run: {_IN_DOUBT}"
 
 
 @dataclass(slots=True)
@@ -81,7 +83,11 @@ class Loader:
         mapper: a compiled ``Mapper``; by default built from ``map_spec``, ``key`` and the bundled metadata.
         workers: concurrent calls (threads sharing ``client``).
         journal: a ``Journal``, a path for one, or None for an in-memory journal (no resume).
-        rejects: a ``RejectsWriter``, a path for one, or None (rejects only counted and journalled).
+        rejects: a ``RejectsWriter``, a path for one, or None (rejects only counted and journalled; a dry
+            run then lists them in ``Summary.rejected_rows``).
+        in_doubt: the same for in-doubt rows (``FILE.in-doubt.csv``); rewritten by every run, a resume's
+            included, so it lists exactly the rows in doubt now. Unused by a dry run.
+        force: let a path replace an existing file that is not a crmload output file.
         resume / restart: how to open a journal that already holds this run.
         progress: counters and bar; a silent one by default.
 
@@ -104,6 +110,8 @@ class Loader:
         workers: int = 4,
         journal: Journal | str | Path | None = None,
         rejects: RejectsWriter | str | Path | None = None,
+        in_doubt: RejectsWriter | str | Path | None = None,
+        force: bool = False,
         resume: bool = False,
         restart: bool = False,
         dry_run: bool = False,
@@ -134,13 +142,16 @@ class Loader:
             key=self.mapper.key,
         )
         self._journal_arg = journal
-        self._rejects_arg = rejects
+        self._rejects_arg, self._in_doubt_arg, self._force = rejects, in_doubt, force
+        # A dry run with nowhere to write its rejects reports them in the summary instead.
+        self._findings: list[dict[str, Any]] | None = [] if dry_run and rejects is None else None
         self._resume, self._restart = resume, restart
         self._clock = clock
         self._stop = threading.Event()
         self._fatal: BaseException | None = None
         self.journal: Journal | None = None
         self.rejects: RejectsWriter | None = None
+        self.in_doubt: RejectsWriter | None = None
         self._skipped = 0
         self._stats_before: dict[str, Any] = {}
 
@@ -153,16 +164,25 @@ class Loader:
         else:
             path = ":memory:" if j is None or self.dry_run else j
             self.journal = Journal.open(path, self.target, ident, resume=self._resume, restart=self._restart)
-        r = self._rejects_arg
-        if isinstance(r, RejectsWriter) or r is None:
-            self.rejects = r
-        else:
-            kw: dict[str, str] = (
-                {"encoding": source.encoding, "delimiter": source.delimiter} if source else {}
-            )
-            self.rejects = RejectsWriter(r, append=self._resume and not self._restart, **kw)
-        if source is not None and self.rejects is not None:
-            self.rejects.set_columns(source.header)
+        r, d = self._rejects_arg, None if self.dry_run else self._in_doubt_arg
+        # Neither output may be the other one, the input or the journal.
+        r_path, d_path = _path_of(r), _path_of(d)
+        self.rejects = open_writer(
+            r,
+            source=source,
+            flag="--rejects",
+            protected={"journal": self.journal.path, "in-doubt file": d_path},
+            append=self._resume and not self._restart,
+            force=self._force,
+        )
+        self.in_doubt = open_writer(
+            d,
+            source=source,
+            flag="in-doubt file",
+            protected={"journal": self.journal.path, "rejects file": r_path},
+            append=False,  # rewritten by every run, so it lists the rows in doubt now
+            force=self._force,
+        )
 
     # -- the run ---------------------------------------------------------------------------------------------
     def run(self, rows: Iterable[Mapping[str, Any]] | CsvSource) -> Summary:
@@ -216,8 +236,9 @@ class Loader:
         for t in pool:
             t.join()
         self.progress.close()
-        if self.rejects is not None:
-            self.rejects.close()
+        for writer in (self.rejects, self.in_doubt):
+            if writer is not None:
+                writer.close()
         assert self.journal is not None
         self.journal.flush()
 
@@ -226,12 +247,31 @@ class Loader:
         for row in rows:
             batch.append(row)
             if len(batch) >= self.batch_size:
-                self._batch(batch, work)
+                try:
+                    self._batch(batch, work)
+                except _Fatal:
+                    self._list_earlier_in_doubt(rows)
+                    raise
                 batch = []
             if self._stop.is_set():
+                self._list_earlier_in_doubt(itertools.chain(batch, rows))
                 return
         if batch:
             self._batch(batch, work)
+
+    def _list_earlier_in_doubt(self, rows: Iterator[SourceRow]) -> None:
+        """After a fatal stop, still write the unread rows an earlier run left in doubt to the in-doubt file.
+
+        The file is rewritten by every run; without this a resume that stops early would shorten it.
+        """
+        if self.in_doubt is None or not self._resume:
+            return  # a new run has no journalled rows beyond those it read
+        assert self.journal is not None
+        while chunk := list(itertools.islice(rows, self.batch_size)):
+            known = self.journal.states(chunk[0].line_no, chunk[-1].line_no)
+            for row in chunk:
+                if known.get(row.line_no, ("", 0))[0] == "in_doubt":
+                    self.in_doubt.write(row.line_no, "send", _IN_DOUBT_EARLIER, row.values)
 
     def _batch(self, batch: list[SourceRow], work: queue.Queue[_Work | None]) -> None:
         assert self.journal is not None
@@ -241,16 +281,18 @@ class Loader:
             state = known.get(row.line_no, (None, 0))[0]
             if state in ("done", "rejected", "in_doubt"):
                 self._skipped += 1
+                if state == "in_doubt" and self.in_doubt is not None:
+                    self.in_doubt.write(row.line_no, "send", _IN_DOUBT_EARLIER, row.values)
                 continue
             if row.error is not None:
-                self._reject(row.line_no, None, "read", _read_error(row), row.values)
+                self._reject(row.line_no, None, "read", _read_error(row), row.values, row.error.column)
                 continue
             try:
                 mapped = self.mapper.map(row.line_no, row.values)
                 if mapped.id is None and self.mode != "create":
                     raise InputError(f"--mode {self.mode} needs an id: the key or id column is empty")
             except InputError as exc:
-                self._reject(row.line_no, None, "map", str(exc), row.values)
+                self._reject(row.line_no, None, "map", str(exc), row.values, exc.column)
                 continue
             ready.append(_Work(row.line_no, row.values, mapped))
         ready = self._drop_duplicate_keys(ready)
@@ -290,11 +332,21 @@ class Loader:
             kept.append(w)
         return kept
 
-    def _reject(self, line: int, key: str | None, phase: str, error: str, values: Mapping[str, Any]) -> None:
+    def _reject(  # noqa: PLR0917 - private
+        self,
+        line: int,
+        key: str | None,
+        phase: str,
+        error: str,
+        values: Mapping[str, Any],
+        column: str | None = None,
+    ) -> None:
         assert self.journal is not None
         self.journal.reject(line, key, phase, error)
         if self.rejects is not None:
             self.rejects.write(line, phase, error, values)
+        if self._findings is not None:
+            self._findings.append({"line": line, "column": column, "phase": phase, "error": error})
         self.progress.add("rejected")
         log.info("line %s rejected (%s): %s", line, phase, error)
 
@@ -325,7 +377,10 @@ class Loader:
             if verdict == "reject":
                 self._reject(w.line, rec.key, phase, _send_error(exc), w.values)
             elif verdict == "in_doubt":
-                self.journal.settle(w.line, "in_doubt", phase=phase, error=f"{_IN_DOUBT}: {exc}")
+                error = f"{_IN_DOUBT}: {exc}"
+                self.journal.settle(w.line, "in_doubt", phase=phase, error=error)
+                if self.in_doubt is not None:
+                    self.in_doubt.write(w.line, phase, error, w.values)
                 self.progress.add("in_doubt")
             else:
                 self._set_fatal(exc)
@@ -369,6 +424,8 @@ class Loader:
         stats = self.client.stats() if self.client is not None and not self.dry_run else {}
         stats = stats_delta(stats, self._stats_before) if stats else stats
         fatal = self._fatal
+        in_doubt_lines = [line for line, _k, _e in self.journal.rows("in_doubt")]
+        outputs = [w for w in (self.rejects, self.in_doubt) if w is not None]
         return Summary(
             entity=self.entity,
             mode=self.mode,
@@ -383,9 +440,14 @@ class Loader:
             duration_s=round(elapsed, 3),
             records_per_s=round((counts["read"] - self._skipped) / elapsed, 1),
             client=client_numbers(stats) if stats else {},
-            in_doubt_lines=[line for line, _k, _e in self.journal.rows("in_doubt")],
+            in_doubt_lines=in_doubt_lines,
+            in_doubt_lines_truncated=len(in_doubt_lines) < counts["in_doubt"],
+            in_doubt_file=str(self.in_doubt.path) if self.in_doubt and self.in_doubt.count else None,
+            in_doubt_file_rows=self.in_doubt.count if self.in_doubt else 0,
+            rejected_rows=self._findings,
+            stale_files=[str(w.path) for w in outputs if w.kept_earlier],
             journal=None if self.journal.path == ":memory:" else self.journal.path,
-            rejects=str(self.rejects.path) if self.rejects is not None and self.rejects.count else None,
+            rejects=str(self.rejects.path) if self.rejects is not None and self.rejects.holds_rows else None,
             target=self.target.describe(),
             fatal=f"{type(fatal).__name__}: {fatal}" if fatal else None,
         )
@@ -395,6 +457,10 @@ class Loader:
         if self.journal is not None and not isinstance(self._journal_arg, Journal):
             self.journal.close()
         self.journal = None
+
+
+def _path_of(output: RejectsWriter | str | Path | None) -> str | Path | None:
+    return output.path if isinstance(output, RejectsWriter) else output
 
 
 def _read_error(row: SourceRow) -> str:

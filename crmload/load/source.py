@@ -57,7 +57,8 @@ def _bad_chars(value: str) -> str | None:
         return "NUL byte"
     for pos, ch in enumerate(value):
         if "\udc80" <= ch <= "\udcff":
-            return f"invalid utf-8 (byte 0x{ord(ch) - 0xDC00:02X} at character {pos + 1})"
+            hint = "if the file is not UTF-8, give its --encoding, e.g. --encoding cp1252"
+            return f"invalid utf-8 (byte 0x{ord(ch) - 0xDC00:02X} at character {pos + 1}; {hint})"
     return None
 
 

@@ -93,7 +93,16 @@ class Summary:
     duration_s: float = 0.0
     records_per_s: float = 0.0
     client: dict[str, Any] = field(default_factory=dict)
+    #: The first 1,000 in-doubt lines; ``in_doubt_lines_truncated`` says when there are more.
     in_doubt_lines: list[int] = field(default_factory=list)
+    in_doubt_lines_truncated: bool = False
+    #: The in-doubt rows with their columns (``FILE.in-doubt.csv``), and how many it lists.
+    in_doubt_file: str | None = None
+    in_doubt_file_rows: int = 0
+    #: A dry run with no rejects file: every would-be reject as ``{line, column, phase, error}``.
+    rejected_rows: list[dict[str, Any]] | None = None
+    #: Output files an earlier run left that this run neither replaced nor added to.
+    stale_files: list[str] = field(default_factory=list)
     journal: str | None = None
     rejects: str | None = None
     target: str | None = None
@@ -121,6 +130,8 @@ class Summary:
     def to_dict(self) -> dict[str, Any]:
         """The summary as plain JSON-ready data (what ``--json`` prints)."""
         out = asdict(self)
+        if out["rejected_rows"] is None:
+            del out["rejected_rows"]
         out["balanced"] = self.balanced
         out["equation"] = self.equation()
         out["exit_code"] = self.exit_code
@@ -163,15 +174,36 @@ class Summary:
             lines.append(f"  {self.skipped_from_journal} rows already settled by an earlier run (journal)")
         if self.in_doubt_lines:
             shown = ", ".join(str(n) for n in self.in_doubt_lines[:20])
-            more = "" if len(self.in_doubt_lines) <= 20 else f" and {len(self.in_doubt_lines) - 20} more"
+            total = max(self.in_doubt, len(self.in_doubt_lines))  # the list stops at 1,000
+            more = "" if total <= 20 else f" and {total - 20} more"
             lines.append(f"  in doubt (may exist in CRM; check before importing again): lines {shown}{more}")
+        if self.in_doubt_file:
+            partial = "" if self.in_doubt_file_rows == self.in_doubt else f", {self.in_doubt_file_rows} rows"
+            lines.append(f"  in-doubt rows with their columns: {self.in_doubt_file}{partial}")
         if self.rejected and self.rejects:
             lines.append(f"  rejects: {self.rejects} (fix and import it again as is)")
+        lines += _findings(self.rejected_rows)
+        lines += [f"  {name}: left from an earlier run, not this run's" for name in self.stale_files]
         if self.journal:
             lines.append(f"  journal: {self.journal}")
         if self.fatal:
             lines.append(f"  stopped: {self.fatal}")
         return "\n".join(lines)
+
+
+#: Would-be rejects a dry run's text summary shows; ``--json`` lists them all.
+FINDINGS_SHOWN = 20
+
+
+def _findings(rows: list[dict[str, Any]] | None) -> list[str]:
+    if not rows:
+        return []
+    more = f" (first {FINDINGS_SHOWN} of {len(rows)}; --json lists all)" if len(rows) > FINDINGS_SHOWN else ""
+    out = [f"  would be rejected{more}; --rejects PATH writes them with their columns:"]
+    for r in rows[:FINDINGS_SHOWN]:
+        column = f", column {r['column']!r}" if r.get("column") else ""
+        out.append(f"    line {r['line']} ({r['phase']}{column}): {r['error']}")
+    return out
 
 
 def _ms(value: Any) -> str:

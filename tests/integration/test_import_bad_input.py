@@ -26,7 +26,11 @@ CASES: list[tuple[str, bytes, list[str], tuple[Any, ...]]] = [
         "invalid_utf8",
         b"name,description\nok,fine\nbad\xff\xfe,x\n",
         [],
-        ("rejected", "invalid utf-8 (byte 0xFF at character 4) in column 'name'", 1),
+        (
+            "rejected",
+            "invalid utf-8 (byte 0xFF at character 4; if the file is not UTF-8, give its --encoding",
+            1,
+        ),
     ),
     ("latin1_without_encoding", "name\nSociété\n".encode("latin-1"), [], ("rejected", "invalid utf-8", 0)),
     (

@@ -100,7 +100,15 @@ def test_dry_run_sends_nothing_and_reports_would_be_rejects(
     )
     assert crm.stats()["requests"] == before == 0
     assert (code, s["dry_run"], s["done"], s["rejected"]) == (3, True, 27, 3)
-    rejects = (tmp_path / "accounts.rejects.csv").read_text(encoding="utf-8").splitlines()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["accounts.csv"]  # findings on stdout only
+    assert [(r["line"], r["column"], r["phase"]) for r in s["rejected_rows"]] == [
+        (line, "lastusedincampaign", "map") for line in (5, 10, 28)
+    ]
+    assert all("not a date" in r["error"] for r in s["rejected_rows"])
+    named = tmp_path / "findings.csv"
+    code, s, _ = run_import(capsys, str(src), "--entity", "account", "--dry-run", "--rejects", str(named))
+    assert (code, "rejected_rows" in s, s["rejects"]) == (3, False, str(named))
+    rejects = named.read_text(encoding="utf-8").splitlines()
     assert [line.split(",")[0] for line in rejects[1:]] == ["A-0004", "A-0009", "A-0027"]
     assert all("not a date" in line for line in rejects[1:])
     assert crm.records("account") == []

@@ -289,3 +289,39 @@ def test_interrupt_leaves_rows_pending_for_resume(tmp_path: Path) -> None:
     s = Loader(client, "account", key="code", journal=path, resume=True).run(_rows(30))
     assert (s.read, s.done, s.exit_code) == (30, 30, 0)
     assert len(client.store["account"]) == 30
+
+
+def test_in_doubt_lines_say_when_they_are_capped(tmp_path: Path) -> None:
+    client = FakeClient(fail=lambda op, e, attrs, id: ResponseLostError("reset after send"))
+    s = Loader(client, "account", workers=2, in_doubt=tmp_path / "d.csv").run(
+        [{"name": f"n{i}"} for i in range(1, 1006)]
+    )
+    assert (s.in_doubt, len(s.in_doubt_lines), s.in_doubt_lines_truncated) == (1005, 1000, True)
+    assert "and 985 more" in s.render()
+    assert (s.in_doubt_file, s.in_doubt_file_rows) == (str(tmp_path / "d.csv"), 1005)
+    assert len((tmp_path / "d.csv").read_text(encoding="utf-8").splitlines()) == 1006
+
+
+def test_a_resume_that_stops_early_still_lists_every_row_in_doubt(tmp_path: Path) -> None:
+    client = FakeClient(fail=lambda op, e, attrs, id: AuthenticationError("refused"))
+    path = tmp_path / "j.sqlite"
+    j = Journal.open(path, Loader(client, "account").target)
+    j.add_pending([(n, None, None) for n in range(1, 11)])
+    for n in (7, 9):
+        j.settle(n, "in_doubt", phase="send", error="lost")
+    j.close()
+    doubt = tmp_path / "d.csv"
+    loader = Loader(client, "account", journal=path, resume=True, workers=1, batch_size=2, in_doubt=doubt)
+
+    def rows() -> Iterator[dict[str, str]]:
+        for n in range(1, 11):
+            if n == 3:
+                assert loader._stop.wait(10)  # the fatal error stops the run before line 7 is read
+            yield {"name": f"row {n}"}
+
+    s = loader.run(rows())
+    loader.close()
+    assert s.fatal is not None
+    assert (s.in_doubt, s.in_doubt_file_rows) == (2, 2)
+    lines = doubt.read_text(encoding="utf-8").splitlines()
+    assert [line.split(",")[:2] for line in lines[1:]] == [["row 7", "7"], ["row 9", "9"]]
