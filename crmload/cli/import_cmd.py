@@ -179,6 +179,7 @@ def _load(  # noqa: PLR0917 - private step of run()
     rate_text: str | None,
     journal: Path | None,
 ) -> int:
+    from crmload.errors import ConfigError  # noqa: PLC0415
     from crmload.load import CsvSource, Loader, Mapper, MapSpec, Progress  # noqa: PLC0415 - lazy: --help stays fast
     from crmload.load.outfiles import output_paths  # noqa: PLC0415
 
