@@ -17,6 +17,11 @@ An attribute may also be a table with optional limits (``crmload.limits``), e.g.
 "String", max_length = 20 }``, or just ``{ max_length = 20 }`` for an attribute the table already types. The
 bundled limits (``crmload/data/limits.json``, CRM's documented lengths) use the same form.
 
+Alternate keys (Organization service: Upsert and lookups by KeyAttributes) go in a ``keys`` table::
+
+    [account.keys]
+    accountnumber = ["accountnumber"]
+
 Example::
 
     >>> meta = load_metadata()
@@ -67,13 +72,15 @@ CRM_TYPES = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class EntityMeta:
-    """One entity: its logical name, primary key attribute, attribute name -> CRM type name, and the limits
-    declared for some attributes (the rest take their type's default)."""
+    """One entity: its logical name, primary key attribute, attribute name -> CRM type name, the limits
+    declared for some attributes (the rest take their type's default), and its alternate keys (key name ->
+    attribute names)."""
 
     name: str
     primary_key: str
     attributes: Mapping[str, str] = field(default_factory=dict)
     limits: Mapping[str, AttrLimits] = field(default_factory=dict)
+    keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def type_of(self, attribute: str) -> str | None:
         """Return the CRM type of ``attribute``, or None when the entity has no such attribute."""
@@ -135,7 +142,8 @@ def _entities_from(
             _add_attribute(attrs, limits, str(attr).lower(), attr_spec, f"{origin}: {name}.{attr}")
         primary = str(spec.get("primary_key") or (old.primary_key if old else f"{name}id")).lower()
         attrs.setdefault(primary, "Key")
-        out[name] = EntityMeta(name=name, primary_key=primary, attributes=attrs, limits=limits)
+        keys = _keys_from(spec.get("keys"), dict(old.keys) if old else {}, attrs, f"{origin}: {name}")
+        out[name] = EntityMeta(name=name, primary_key=primary, attributes=attrs, limits=limits, keys=keys)
     return out
 
 
@@ -161,6 +169,27 @@ def _add_attribute(
             limits[attr] = AttrLimits.from_spec(table, base)
         except (ValueError, ArithmeticError) as exc:
             raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _keys_from(
+    spec: Any, keys: dict[str, tuple[str, ...]], attrs: Mapping[str, str], where: str
+) -> dict[str, tuple[str, ...]]:
+    """Add alternate keys: ``{name: [attr, ...]}``, or ``[[attr, ...], ...]`` named after their attributes."""
+    if spec is None:
+        return keys
+    if isinstance(spec, Mapping):
+        items = [(str(k), v) for k, v in spec.items()]
+    elif isinstance(spec, list):
+        items = [("_".join(map(str, v)) if isinstance(v, list) else str(v), v) for v in spec]
+    else:
+        raise ConfigError(f"{where}: keys must be a table of key name -> attribute list")
+    for key_name, key_attrs in items:
+        cols = tuple(str(a).lower() for a in (key_attrs if isinstance(key_attrs, list) else [key_attrs]))
+        unknown = [c for c in cols if c not in attrs]
+        if not cols or unknown:
+            raise ConfigError(f"{where}: key {key_name!r} names unknown attributes {unknown or cols}")
+        keys[key_name.lower()] = cols
+    return keys
 
 
 def _read_user_file(path: Path) -> dict[str, Any]:

@@ -41,6 +41,8 @@ class FaultPlan:
         never).
         max_connections: connections beyond this many open ones get a 503 and are closed (0 = unlimited).
         first_request_cost_ms: extra delay on each connection's first request (a stand-in for a handshake).
+        exec_ms_per_record: server execution time per record a request works on (an ExecuteMultiple of 1,000
+            creates costs 1,000x), added before the answer, as a real server's database time.
         busy_above_rate: answer busy when more than this many SOAP requests arrived in the last second (0 =
         off).
         seed: RNG seed, so runs repeat.
@@ -55,6 +57,7 @@ class FaultPlan:
     close_every: int = 0
     max_connections: int = 0
     first_request_cost_ms: float = 0.0
+    exec_ms_per_record: float = 0.0
     busy_above_rate: float = 0.0
     seed: int = 0
 
@@ -63,7 +66,13 @@ class FaultPlan:
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ConfigError(f"FaultPlan.{name} must be within [0, 1], got {rate!r}")
-        for name in ("latency_ms", "jitter_ms", "first_request_cost_ms", "busy_above_rate"):
+        for name in (
+            "latency_ms",
+            "jitter_ms",
+            "first_request_cost_ms",
+            "exec_ms_per_record",
+            "busy_above_rate",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"FaultPlan.{name} must be >= 0")
         if self.retry_after_s is not None and self.retry_after_s < 0:

@@ -22,7 +22,7 @@ from crmload.mock.query import Filter, Query, condition, page_of, select
 from crmload.mock.store import Record, Store
 from crmload.mock.values import Value
 
-__all__ = ["run_fetch"]
+__all__ = ["parse_fetch", "run_fetch"]
 
 _OPS = {
     "eq": "Equal",
@@ -71,8 +71,8 @@ def _cell(name: str, v: Value) -> str:
     return f"<{name}{ref}>{text}</{name}>"
 
 
-def run_fetch(fetch_xml: str, metadata: Metadata, store: Store) -> str:
-    """Run a FetchXML query against ``store`` and return the result set string."""
+def parse_fetch(fetch_xml: str, metadata: Metadata) -> tuple[Query, list[tuple[str, str]]]:
+    """Parse FetchXML into a ``Query`` and its (alias, attribute) count aggregates (both endpoints use it)."""
     root = parse_xml(fetch_xml.encode("utf-8"))
     ent = root.find("entity")
     if root.tag != "fetch" or ent is None:
@@ -102,6 +102,13 @@ def run_fetch(fetch_xml: str, metadata: Metadata, store: Store) -> str:
     except ValueError:
         raise invalid("fetch count and page must be integers.") from None
     query.cookie = root.get("paging-cookie")
+    return query, aggregates
+
+
+def run_fetch(fetch_xml: str, metadata: Metadata, store: Store) -> str:
+    """Run a FetchXML query against ``store`` and return the result set string."""
+    query, aggregates = parse_fetch(fetch_xml, metadata)
+    meta, columns = query.meta, query.columns
     hits = select(query, store.all(meta.name))
     if aggregates:
         cells = "".join(f"<{alias}>{sum(1 for r in hits if _has(r, n))}</{alias}>" for alias, n in aggregates)

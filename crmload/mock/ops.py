@@ -18,7 +18,7 @@ from crmload.mock.entity import entity_meta, invalid, parse_entity, parse_guid
 from crmload.mock.envelope import CODE_DUPLICATE, CODE_NOT_FOUND, SoapFault, attr_qname, child, text_of
 from crmload.mock.fetch import run_fetch
 from crmload.mock.query import _columns, page_of, parse_query, render_collection, render_entity, select
-from crmload.mock.store import Duplicate, Missing, Store
+from crmload.mock.store import Dangling, Duplicate, Missing, Store
 from crmload.soap import ns
 
 __all__ = ["OPERATIONS", "Context"]
@@ -47,6 +47,8 @@ def _create(ctx: Context, entity_el: etree._Element | None, *, dynamic_default: 
     parsed = parse_entity(entity_el, ctx.metadata, dynamic_default=dynamic_default)
     try:
         return ctx.store.create(parsed.meta.name, parsed.meta.primary_key, parsed.attrs, parsed.id)
+    except Dangling as d:
+        raise _not_found(d.entity, d.id) from None
     except Duplicate:
         raise SoapFault(CODE_DUPLICATE, "Cannot insert duplicate key.", kind="duplicate") from None
 
@@ -59,6 +61,10 @@ def _update(ctx: Context, entity_el: etree._Element | None, *, dynamic_default: 
         )
     try:
         ctx.store.update(parsed.meta.name, parsed.id, parsed.attrs, parsed.meta.primary_key)
+    except Dangling as d:
+        raise _not_found(d.entity, d.id) from None
+    except Duplicate:
+        raise SoapFault(CODE_DUPLICATE, "Cannot insert duplicate key.", kind="duplicate") from None
     except Missing:
         raise _not_found(parsed.meta.name, parsed.id) from None
 

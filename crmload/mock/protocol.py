@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lxml import etree
@@ -36,13 +37,27 @@ _CT = {ns.SOAP11_ENV: "text/xml; charset=utf-8", ns.SOAP12_ENV: "application/soa
 
 @dataclass(frozen=True, slots=True)
 class SoapReply:
-    """What to send back: HTTP status, content type, body; ``op`` names the operation (or "unknown")."""
+    """What to send back: HTTP status, content type, body; ``op`` names the operation (or "unknown").
+
+    The Organization service also reports its ``dialect`` ("2011"), an Execute's ``message`` name, the
+    ``items`` run by message name, per-item faults by code and the ``batch_size`` of an ExecuteMultiple.
+    """
 
     status: int
     content_type: str
     body: bytes
     op: str
     fault_code: str | None = None
+    dialect: str = "2007"
+    message: str = ""
+    items: Mapping[str, int] | None = None
+    item_faults: Mapping[str, int] | None = None
+    batch_size: int | None = None
+
+    @property
+    def records(self) -> int:
+        """How many records the request worked on (the per-record execution cost multiplies this)."""
+        return 1 if self.items is None else sum(self.items.values())
 
 
 def soap_version(content_type: str) -> str:

@@ -1,4 +1,5 @@
-"""``MockCrm``: a real HTTP/1.1 keep-alive server for the CRM 4.0 2007 endpoint, one thread per connection.
+"""``MockCrm``: a real HTTP/1.1 keep-alive server for the CRM 4.0 2007 endpoint and the Organization service
+(``/XRMServices/2011/Organization.svc/web``, see ``org_protocol``) over one store, one thread per connection.
 
 Why threads over raw sockets: the stdlib ``http.server`` speaks HTTP/1.0 by default and writes unbuffered,
 which
@@ -23,17 +24,19 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from crmload.metadata import Metadata, load_metadata
 from crmload.mock.admin import handle_admin
+from crmload.mock.bearer import BearerAuth
 from crmload.mock.envelope import CODE_UNEXPECTED, SoapFault
 from crmload.mock.faults import FaultInjector, FaultPlan
 from crmload.mock.http import BadRequest, Request, TooLarge, drain, read_request, response_bytes
-from crmload.mock.protocol import Protocol
+from crmload.mock.org_protocol import build_org_protocol, org_soap_version
+from crmload.mock.protocol import Protocol, SoapReply
 from crmload.mock.stats import Stats
 from crmload.mock.store import Store
 from crmload.soap import ns
@@ -76,6 +79,10 @@ class MockCrm:
         max_body_bytes: larger request bodies get a fault and the connection is closed.
         auth_persist_single_request: NTLM authenticates one request only, not the connection.
         seed: seeds the ids the store makes up (None: random uuid4).
+        tokens: bearer tokens the Organization service accepts, ``{token: user}`` or tokens of the default
+            user; None accepts every caller as the default user (see ``crmload.mock.bearer``).
+        max_batch_size: the most requests one ExecuteMultiple may carry (CRM's default MaxBatchSize: 1000).
+        integrity: fault a lookup to a record that does not exist (ObjectDoesNotExist), as CRM does.
         sleep, clock: injected time for latency and handshake costs (tests freeze the clock and record the
             sleeps).
     """
@@ -93,6 +100,9 @@ class MockCrm:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         auth_persist_single_request: bool = False,
         seed: int | None = None,
+        tokens: Mapping[str, str] | Iterable[str] | None = None,
+        max_batch_size: int = 1000,
+        integrity: bool = True,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -106,10 +116,13 @@ class MockCrm:
         meta = metadata if isinstance(metadata, Metadata) else load_metadata(metadata)
         self.metadata = meta
         self._seed = seed
-        self.store = Store(self._id_factory())
+        keys = {n: meta.entity(n).keys for n in meta.names() if meta.entity(n).keys}
+        self.store = Store(self._id_factory(), keys=keys, integrity=integrity)
         self.stats_counter = Stats()
         self.injector = FaultInjector(faults or FaultPlan())
         self.protocol = Protocol(org, meta, self.store, seed or 0)
+        self.bearer = BearerAuth(tokens)
+        self.org_protocol = build_org_protocol(self.protocol.ctx, self.store, self.bearer, max_batch_size)
         self.authenticator: Any = None
         if users:
             from crmload.mock.ntlm import NtlmAuthenticator  # noqa: PLC0415 - pyspnego only when NTLM is on
@@ -154,6 +167,11 @@ class MockCrm:
         return self.base_url + ns.PATH2007
 
     @property
+    def url2011(self) -> str:
+        """The Organization service's SOAP 1.1 URL (``.../XRMServices/2011/Organization.svc/web``)."""
+        return self.base_url + ns.PATH2011
+
+    @property
     def faults(self) -> FaultPlan:
         """The fault plan in force."""
         return self.injector.plan
@@ -167,6 +185,7 @@ class MockCrm:
         sock.settimeout(0.5)
         self._listener = sock
         self._port = sock.getsockname()[1]
+        self.bearer.resource = self.base_url + "/"
         self._stopping.clear()
         self._accept_thread = threading.Thread(
             target=self._accept_loop, name=f"mockcrm-accept-{self._port}", daemon=True
@@ -291,6 +310,9 @@ class MockCrm:
         if req.path.startswith("/_mock/"):
             status, ctype, body = handle_admin(self, req)
             return self._send(sock, state, req, status=status, body=body, ctype=ctype)
+        org_ns = org_soap_version(req.path, self.org)
+        if org_ns is not None:
+            return self._org(sock, state, req, org_ns)
         if self.authenticator is not None:
             result = self.authenticator.check(state, req.headers)
             if not result.ok:
@@ -344,7 +366,29 @@ class MockCrm:
         state.responses += 1
         return keep
 
-    def _soap(self, sock: socket.socket, state: ConnState, req: Request) -> bool:
+    def _org(self, sock: socket.socket, state: ConnState, req: Request, soap_ns: str) -> bool:
+        """The Organization service's gate: bearer auth (401 with the challenge), POST only, then SOAP."""
+        verdict = self.bearer.check(req.headers.get("authorization"))
+        if verdict.user is None:
+            self.stats_counter.fault("bearer_401")
+            extra = list(verdict.headers)
+            return self._send(sock, state, req, status=401, body=b"", ctype="text/plain", extra=extra)
+        if req.method != "POST":
+            extra = [("Allow", "POST")]
+            return self._send(
+                sock, state, req, status=405, body=b"Not allowed", ctype="text/plain", extra=extra
+            )
+        return self._soap(
+            sock, state, req, lambda: self.org_protocol.answer(req, soap_ns, verdict.user or "")
+        )
+
+    def _soap(
+        self,
+        sock: socket.socket,
+        state: ConnState,
+        req: Request,
+        handle: Callable[[], SoapReply] | None = None,
+    ) -> bool:
         plan, stats, inj = self.injector.plan, self.stats_counter, self.injector
         stats.request_received()
         state.soap_requests += 1
@@ -367,15 +411,21 @@ class MockCrm:
         if inj.chance(plan.reset_before_commit_rate):
             stats.fault("reset_before_commit")
             return _reset(sock)
-        reply = self.protocol.handle(
-            req.body, req.headers.get("soapaction"), req.headers.get("content-type", "")
-        )
-        stats.request(reply.op, reply.fault_code)
+        if handle is None:
+            reply = self.protocol.handle(
+                req.body, req.headers.get("soapaction"), req.headers.get("content-type", "")
+            )
+        else:
+            reply = handle()
+        stats.reply(reply)
         if delay > 0:
             stats.fault("latency")
             remaining = arrived + delay - self._clock()
             if remaining > 0:
                 self._sleep(remaining)
+        if plan.exec_ms_per_record > 0 and reply.records:
+            # Execution time is the server's own work, on top of the network latency above.
+            self._sleep(plan.exec_ms_per_record * reply.records / 1000.0)
         if inj.chance(plan.reset_after_commit_rate):
             stats.fault("reset_after_commit")
             return _reset(sock)

@@ -1,11 +1,14 @@
-"""Counters the mock exposes: connections accepted/open/peak, requests by operation, injected faults by
-kind."""
+"""Counters the mock exposes: connections accepted/open/peak, requests by operation and by dialect, items by
+operation, a histogram of ExecuteMultiple batch sizes, injected faults by kind."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crmload.mock.protocol import SoapReply
 
 __all__ = ["Stats"]
 
@@ -28,6 +31,10 @@ class Stats:
             self.requests_by_op: Counter[str] = Counter()
             self.faults_by_kind: Counter[str] = Counter()
             self.crm_faults_by_code: Counter[str] = Counter()
+            self.requests_by_dialect: dict[str, Counter[str]] = {}
+            self.items_by_op: Counter[str] = Counter()
+            self.item_faults_by_code: Counter[str] = Counter()
+            self.batch_sizes: Counter[int] = Counter()
 
     def connection_opened(self) -> int:
         """Count an accepted connection; return how many are open now."""
@@ -54,6 +61,19 @@ class Stats:
             if fault_code:
                 self.crm_faults_by_code[fault_code] += 1
 
+    def reply(self, reply: SoapReply) -> None:
+        """Count one handled SOAP request from its reply: operation, dialect, items run, batch size."""
+        label = f"{reply.op}:{reply.message}" if reply.message else reply.op
+        with self._lock:
+            self.requests_by_op[reply.op] += 1
+            if reply.fault_code:
+                self.crm_faults_by_code[reply.fault_code] += 1
+            self.requests_by_dialect.setdefault(reply.dialect, Counter())[label] += 1
+            self.items_by_op.update(reply.items or {reply.op: 1})
+            self.item_faults_by_code.update(reply.item_faults or {})
+            if reply.batch_size is not None:
+                self.batch_sizes[reply.batch_size] += 1
+
     def fault(self, kind: str) -> None:
         """Count one injected or returned fault of ``kind``."""
         with self._lock:
@@ -70,4 +90,8 @@ class Stats:
                 "requests_by_op": dict(self.requests_by_op),
                 "faults_by_kind": dict(self.faults_by_kind),
                 "crm_faults_by_code": dict(self.crm_faults_by_code),
+                "requests_by_dialect": {d: dict(c) for d, c in sorted(self.requests_by_dialect.items())},
+                "items_by_op": dict(self.items_by_op),
+                "item_faults_by_code": dict(self.item_faults_by_code),
+                "batch_sizes": {str(n): c for n, c in sorted(self.batch_sizes.items())},
             }
