@@ -1,4 +1,5 @@
-"""``crmload mock``: run the mock CRM 4.0 server until SIGINT/SIGTERM; prints the endpoint URL first."""
+"""``crmload mock``: run the mock CRM server (CRM 4.0 2007 endpoint and the Organization service) until
+SIGINT/SIGTERM; prints the 2007 endpoint URL first."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ _EXAMPLES = """examples:
   python -m crmload mock --reset-after-commit-rate 0.01 --close-every 100 --max-connections 50
   python -m crmload mock --user 'CONTOSO\\alice:secret' --first-request-cost-ms 30
   python -m crmload mock --metadata extra.toml --max-body-bytes 16777216 --idle-timeout 120
+  python -m crmload mock --token alice=SECRET1 --token bob=SECRET2 --max-batch-size 250 --exec-ms-per-record 2
 
 The first stdout line is the endpoint URL, e.g. http://127.0.0.1:5555/MSCRMServices/2007/CrmService.asmx.
+The Organization service is at /XRMServices/2011/Organization.svc/web on the same port and store.
 Inspect with GET /_mock/stats and GET /_mock/records/<entity>; POST /_mock/reset; POST /_mock/faults (JSON
 plan).
 """
@@ -84,6 +87,13 @@ def register(subparsers: Any) -> None:
     f.add_argument(
         "--busy-above-rate", type=float, default=0.0, metavar="R", help="503 when over R requests/s"
     )
+    f.add_argument(
+        "--exec-ms-per-record",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="server execution time per record (a batch of 1000 costs 1000x), e.g. 2",
+    )
     f.add_argument("--seed", type=int, default=0, help="RNG seed for faults and generated ids (default: 0)")
     s = p.add_argument_group("server")
     s.add_argument(
@@ -104,7 +114,27 @@ def register(subparsers: Any) -> None:
         "--auth-persist-single-request", action="store_true", help="NTLM authenticates one request only"
     )
     s.add_argument(
-        "--metadata", default=None, metavar="FILE", help="JSON/TOML file adding entities/attributes"
+        "--metadata", default=None, metavar="FILE", help="JSON/TOML file adding entities/attributes/keys"
+    )
+    o = p.add_argument_group("Organization service (/XRMServices/2011/Organization.svc/web)")
+    o.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        metavar="[USER=]TOKEN",
+        help="accepted bearer token, as user USER (repeatable); without any, every caller is accepted",
+    )
+    o.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="ExecuteMultiple MaxBatchSize (default: 1000)",
+    )
+    o.add_argument(
+        "--no-integrity",
+        action="store_true",
+        help="accept lookups to records that do not exist (CRM faults them; so does the mock by default)",
     )
     p.set_defaults(func=run)
 
@@ -115,11 +145,13 @@ def run(args: argparse.Namespace) -> int:
     from crmload.cli import UsageError  # noqa: PLC0415
     from crmload.errors import ConfigError  # noqa: PLC0415
     from crmload.mock import MockCrm  # noqa: PLC0415
+    from crmload.mock.bearer import parse_token_spec  # noqa: PLC0415
 
-    if args.max_body_bytes <= 0 or args.idle_timeout <= 0:
-        raise UsageError("--max-body-bytes and --idle-timeout must be positive")
+    if args.max_body_bytes <= 0 or args.idle_timeout <= 0 or args.max_batch_size <= 0:
+        raise UsageError("--max-body-bytes, --idle-timeout and --max-batch-size must be positive")
     try:
         plan = _plan(args)
+        tokens = dict(parse_token_spec(t) for t in args.token) or None
     except ConfigError as exc:  # a fault flag out of range: the command line is wrong
         raise UsageError(str(exc)) from None
     server = MockCrm(
@@ -133,6 +165,9 @@ def run(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         auth_persist_single_request=args.auth_persist_single_request,
         seed=args.seed,
+        tokens=tokens,
+        max_batch_size=args.max_batch_size,
+        integrity=not args.no_integrity,
     )
     stop = threading.Event()
 
@@ -147,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
         print(server.url, flush=True)
         print(f"crmload mock: serving org {args.org!r}; Ctrl-C to stop", file=sys.stderr, flush=True)
+        print(f"crmload mock: Organization service at {server.url2011}", file=sys.stderr, flush=True)
         while not stop.wait(0.5):
             pass
     finally:
@@ -175,6 +211,7 @@ def _plan(args: argparse.Namespace) -> Any:
         close_every=args.close_every,
         max_connections=args.max_connections,
         first_request_cost_ms=args.first_request_cost_ms,
+        exec_ms_per_record=args.exec_ms_per_record,
         busy_above_rate=args.busy_above_rate,
         seed=args.seed,
     )

@@ -29,7 +29,9 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
+from crmload.limits import check
 from crmload.metadata import EntityMeta, Metadata
+from crmload.mock.entity import _over_limit as over_limit
 from crmload.mock.entity import entity_meta, invalid, parse_guid
 from crmload.mock.envelope import attr_qname, child, text_of
 from crmload.mock.values import BadValue, Value, convert
@@ -151,6 +153,9 @@ def _typed(
         v = convert("CrmNumber" if state else declared, text)
     except BadValue as exc:
         raise invalid(f"Invalid value for attribute '{name}' of '{meta.name}': {exc}") from None
+    over = check(declared, meta.limits_of(name), v.value)
+    if over is not None:
+        raise over_limit(meta, name, declared, text, over)
     return Value("State", v.value) if state else v
 
 

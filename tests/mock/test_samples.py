@@ -45,7 +45,8 @@ def sample_crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockCrm]:
         "new_score": "CrmFloat",
         "new_regionid": "Lookup",
     }
-    extra.write_text(json.dumps({"contact": {"attributes": custom}}))
+    region = {"primary_key": "new_regionid", "attributes": {"new_name": "String"}}
+    extra.write_text(json.dumps({"contact": {"attributes": custom}, "new_region": region}))
     with MockCrm(org="Contoso", metadata=extra) as server:
         yield server
 
@@ -91,6 +92,18 @@ def _seed(crm: MockCrm) -> None:
                 prop("StringProperty", "name", "Contoso Ltd"),
             ),
             ("account", str(uuid.uuid4()), prop("StringProperty", "name", "Contoso East")),
+            # The samples' lookup targets: CRM (and the mock) fault a lookup to a record that does not exist.
+            ("account", "a1b2c3d4-0000-0000-0000-000000000001", prop("StringProperty", "name", "Parent")),
+            (
+                "systemuser",
+                "a1b2c3d4-0000-0000-0000-000000000003",
+                prop("StringProperty", "lastname", "Owner"),
+            ),
+            (
+                "new_region",
+                "a1b2c3d4-0000-0000-0000-000000000001",
+                prop("StringProperty", "new_name", "EMEA"),
+            ),
         ]:
             allprops = prop("KeyProperty", f"{entity}id", key) + props
             r = post(
