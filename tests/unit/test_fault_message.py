@@ -1,4 +1,4 @@
-"""Issue 16 item 15: a CRM 4.0 fault whose code is not hex keeps its message (faultstring), not "CRM fault"."""
+"""Issue 16 item 15: a CRM 4.0 fault with a non-hex code keeps its message (faultstring), not "CRM fault"."""
 
 from __future__ import annotations
 
