@@ -311,6 +311,7 @@ class CrmClient:
             limiter_mode=limiter["mode"],
             limiter_waits=limiter["waits"],
             limiter_wait_s=limiter["wait_s"],
+            limiter_wait_wall_s=limiter["wait_wall_s"],
             retry_after_pauses=limiter["pauses"],
             retry_after_pause_s=limiter["pause_s"],
             current_rate=limiter["current_rate"],

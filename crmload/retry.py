@@ -180,7 +180,15 @@ class RetryAfterWait(wait_base):
         exc = outcome.exception() if outcome is not None and outcome.failed else None
         retry_after = getattr(exc, "retry_after", None) if isinstance(exc, ServerBusyError) else None
         if retry_after is not None and retry_after >= 0:
-            return float(min(retry_after, self.policy.retry_after_max_s))
+            cap = self.policy.retry_after_max_s
+            if retry_after > cap:
+                # A misconfigured proxy or an HTTP-date far ahead must not park a run for hours unseen.
+                log.warning(
+                    "server asked to retry after %.0f s; waiting %.0f s (RetryPolicy.retry_after_max_s)",
+                    retry_after,
+                    cap,
+                )
+            return float(min(retry_after, cap))
         window = self.policy.backoff_window(retry_state.attempt_number)
         return self.rng.uniform(0.0, window) if self.policy.jitter else window
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from crmload._bucket import Clock, Sleep, TokenBucket, _check_rate
 from crmload._guard import ConnectGuard
+from crmload._waits import WaitUnion
 from crmload.budget import DEFAULT_PORT_BUDGET, PortBudget
 from crmload.errors import ConfigError
 
@@ -200,7 +201,8 @@ class CallLimiter:
             ("waits", "pauses", "busy", "rate_increases", "rate_decreases"),
             0,
         )
-        self._wait_s = 0.0
+        self._wait_s = 0.0  # summed over workers: 4 workers waiting 1 s together add 4 s
+        self._held = WaitUnion()  # wall time with at least one worker waiting: that case adds 1 s
         self._pause_s = 0.0
         # auto state: latency EWMA, its lowest value (the baseline), successes in this window, last decrease,
         # and whether any call had to wait for the limiter since the last change
@@ -235,12 +237,14 @@ class CallLimiter:
             wait = self._paused_until - now
             if wait <= 0:
                 return 0.0
+            self._held.add(now, now + wait)
             self._sleep(wait)
         else:
             now, slot = bucket.reserve()
             wait = slot - now
             if wait <= 0:
                 return 0.0
+            self._held.add(now, slot)
             self._sleep(wait)
         with self._lock:
             self._counts["waits"] += 1
@@ -351,6 +355,7 @@ class CallLimiter:
                 "calls": self._calls.total(),
                 **self._counts,
                 "wait_s": self._wait_s,
+                "wait_wall_s": self._held.total,
                 "pause_s": self._pause_s,
                 "rate_changes": self._counts["rate_increases"] + self._counts["rate_decreases"],
                 "current_rate": self.current_rate,

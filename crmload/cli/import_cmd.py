@@ -11,8 +11,11 @@ import argparse
 import contextlib
 import importlib
 import os
+import signal
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +230,8 @@ def _load(  # noqa: PLR0917 - private step of run()
         progress=progress,
     )
     try:
-        summary = loader.run(source)
+        with _stop_on_sigint(args, loader):
+            summary = loader.run(source)
     finally:
         loader.close()
     if args.temp_journal:
@@ -235,4 +239,28 @@ def _load(  # noqa: PLR0917 - private step of run()
     print(summary.to_json() if args.json else summary.render(), flush=True)
     if summary.fatal:
         print(f"crmload: error: {summary.fatal}; --resume continues the run", file=sys.stderr)
+    elif summary.interrupted:
+        print(
+            f"crmload: error: interrupted; {summary.pending} rows pending, --resume continues",
+            file=sys.stderr,
+        )
     return summary.exit_code
+
+
+@contextlib.contextmanager
+def _stop_on_sigint(args: argparse.Namespace, loader: Any) -> Iterator[None]:
+    """First Ctrl-C: let calls in flight finish and print the summary (exit 130). Second: quit at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread; a caller elsewhere keeps its own
+        return
+
+    def on_sigint(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _say(args, "interrupted: finishing the calls in flight (Ctrl-C again to quit now)")
+        loader.stop()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

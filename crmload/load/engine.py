@@ -149,11 +149,20 @@ class Loader:
         self._clock = clock
         self._stop = threading.Event()
         self._fatal: BaseException | None = None
+        self._interrupted = False
         self.journal: Journal | None = None
         self.rejects: RejectsWriter | None = None
         self.in_doubt: RejectsWriter | None = None
         self._skipped = 0
         self._stats_before: dict[str, Any] = {}
+
+    def stop(self) -> None:
+        """Stop the run early (Ctrl-C): calls in flight finish, nothing new is sent, the rest stays pending.
+
+        Safe from a signal handler or another thread; ``run`` then returns a summary with ``interrupted``.
+        """
+        self._interrupted = True
+        self._stop.set()
 
     # -- set-up ----------------------------------------------------------------------------------------------
     def _open(self, source: CsvSource | None) -> None:
@@ -450,6 +459,7 @@ class Loader:
             rejects=str(self.rejects.path) if self.rejects is not None and self.rejects.holds_rows else None,
             target=self.target.describe(),
             fatal=f"{type(fatal).__name__}: {fatal}" if fatal else None,
+            interrupted=self._interrupted,
         )
 
     def close(self) -> None:

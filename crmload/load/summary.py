@@ -34,6 +34,7 @@ _COUNTERS = (
     "retries",
     "keyed_creates_confirmed",
     "limiter_wait_s",
+    "limiter_wait_wall_s",
     "retry_after_pause_s",
     "guard_wait_s",
 )
@@ -66,7 +67,11 @@ def client_numbers(stats: Mapping[str, Any]) -> dict[str, Any]:
         "retries": int(_pick(stats, "retries") or 0),
         "retries_by_cause": dict(retries) if isinstance(retries, Mapping) else {},
         "keyed_creates_confirmed": int(_pick(stats, "keyed_creates_confirmed")),
-        "limiter_wait_s": round(float(_pick(stats, "limiter_wait_s")), 3),
+        "connect_attempts": int(_pick(stats, "connect_attempts")),
+        # Wall time with at least one worker held back: what the run lost. The per-worker sum can exceed the
+        # run's duration (4 workers waiting together), so it keeps a name that says what it adds up.
+        "limiter_wait_s": round(float(_pick(stats, "limiter_wait_wall_s")), 3),
+        "limiter_wait_worker_sum_s": round(float(_pick(stats, "limiter_wait_s")), 3),
         "retry_after_wait_s": round(float(_pick(stats, "retry_after_pause_s")), 3),
         "connect_guard_wait_s": round(float(_pick(stats, "guard_wait_s")), 3),
         "latency_p50_ms": None if p50 is None else round(float(p50) * 1000, 2),
@@ -78,7 +83,8 @@ def client_numbers(stats: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(slots=True, kw_only=True)
 class Summary:
-    """What a run did. ``exit_code`` follows the CLI's rules: 0 all done, 3 rejects or in doubt, 1 fatal."""
+    """What a run did. ``exit_code`` follows the CLI's rules: 0 all done, 3 rejects or in doubt, 1 fatal,
+    130 interrupted (Ctrl-C: the rows not sent stay pending for ``--resume``)."""
 
     entity: str
     mode: str
@@ -107,6 +113,7 @@ class Summary:
     rejects: str | None = None
     target: str | None = None
     fatal: str | None = None
+    interrupted: bool = False
 
     @property
     def balanced(self) -> bool:
@@ -115,7 +122,9 @@ class Summary:
 
     @property
     def exit_code(self) -> int:
-        """0 all done, 3 finished with rejected or in-doubt rows, 1 stopped by a fatal error."""
+        """0 all done, 3 rejected or in-doubt rows, 1 stopped by a fatal error, 130 interrupted (Ctrl-C)."""
+        if self.interrupted:
+            return 130
         if self.fatal or not self.balanced:
             return 1
         return 3 if self.rejected or self.in_doubt else 0
@@ -154,20 +163,14 @@ class Summary:
             f"  {self.duration_s:.1f} s, {self.records_per_s:.1f} records/s",
         ]
         if not self.dry_run and c:
-            reuse = (
-                f"{c.get('reuse_ratio')} requests per socket"
-                if c.get("reuse_ratio")
-                else "connections kept from before"
-            )
             causes = (
                 ", ".join(f"{k} {v}" for k, v in sorted(c.get("retries_by_cause", {}).items()) if v) or "none"
             )
             lines += [
                 f"  {c.get('calls', 0)} calls, {c.get('requests', 0)} requests over "
-                f"{c.get('sockets_opened', 0)} sockets ({reuse})",
+                f"{c.get('sockets_opened', 0)} sockets ({_reuse(c)})",
                 f"  retries: {causes}",
-                f"  waited {c.get('limiter_wait_s', 0)} s on the rate limiter, "
-                f"{c.get('retry_after_wait_s', 0)} s on Retry-After",
+                f"  {_held_back(c, self.duration_s)}",
                 f"  latency p50 {_ms(c.get('latency_p50_ms'))}, p95 {_ms(c.get('latency_p95_ms'))}",
             ]
         if self.skipped_from_journal:
@@ -188,6 +191,8 @@ class Summary:
             lines.append(f"  journal: {self.journal}")
         if self.fatal:
             lines.append(f"  stopped: {self.fatal}")
+        if self.interrupted:
+            lines.append(f"  interrupted: {self.pending} rows pending; --resume continues the run")
         return "\n".join(lines)
 
 
@@ -204,6 +209,29 @@ def _findings(rows: list[dict[str, Any]] | None) -> list[str]:
         column = f", column {r['column']!r}" if r.get("column") else ""
         out.append(f"    line {r['line']} ({r['phase']}{column}): {r['error']}")
     return out
+
+
+def _reuse(c: Mapping[str, Any]) -> str:
+    """How the requests shared their sockets, worded for what actually happened."""
+    if c.get("sockets_opened"):
+        return f"{c.get('reuse_ratio')} requests per socket"
+    if c.get("requests"):
+        return "connections kept from before"  # the client was used for an earlier run: its pool is warm
+    attempts = c.get("connect_attempts") or 0
+    if attempts:
+        return f"no connection made: {attempts} connect attempt{'s' if attempts != 1 else ''} failed"
+    return "nothing sent"
+
+
+def _held_back(c: Mapping[str, Any], duration_s: float) -> str:
+    """Limiter and Retry-After waits as wall time: how much of the run had workers held back."""
+    limiter = float(c.get("limiter_wait_s") or 0.0)
+    paused = float(c.get("retry_after_wait_s") or 0.0)
+    share = f" ({100 * limiter / duration_s:.0f} % of the run)" if duration_s > 0 and limiter else ""
+    return (
+        f"workers held back by the rate limiter {limiter:.1f} s{share}, by Retry-After pauses {paused:.1f} s "
+        "(wall time)"
+    )
 
 
 def _ms(value: Any) -> str:

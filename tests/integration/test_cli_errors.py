@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from crmload.cli import main
-from crmload.mock import MockCrm
+from crmload.mock import FaultPlan, MockCrm
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -244,3 +244,22 @@ def test_json_error_object_in_a_subprocess(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert json.loads(done.stdout)["exit_code"] == 2
     _one_error(done.stderr)
+
+
+# --- item 13: -v shows why a run is slow ------------------------------------------------------------------
+
+
+def test_verbose_run_logs_each_retry_with_cause_and_wait(
+    tmp_path: Path, crm: MockCrm, capsys: pytest.CaptureFixture[str]
+) -> None:
+    crm.configure(FaultPlan(busy_rate=0.5, seed=11))
+    src = _write(tmp_path, "".join(f"A-{i},N{i},2024-01-02\n" for i in range(10)))
+    flags = ["--key", "accountnumber", "-v", "--url", crm.url, "--org", "Contoso", "--no-progress"]
+    code = main(["import", str(src), "--entity", "account", *flags])
+    err = capsys.readouterr().err
+    busy = crm.stats()["faults_by_kind"].get("busy", 0)
+    assert code == 0
+    assert busy > 0
+    retries = [line for line in err.splitlines() if "INFO crmload.retry: retrying after busy" in line]
+    assert len(retries) == busy, err
+    assert all("waiting" in line and " s)" in line for line in retries)
