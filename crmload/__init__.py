@@ -9,6 +9,7 @@ from crmload.budget import DEFAULT_PORT_BUDGET, PortBudget
 from crmload.client import CrmClient
 from crmload.errors import (
     AuthenticationError,
+    BatchTooLargeError,
     ConfigError,
     ConnectError,
     CrmFault,
@@ -17,6 +18,7 @@ from crmload.errors import (
     EncodingError,
     InputError,
     InvalidArgument,
+    ItemNotRunError,
     JournalError,
     MappingError,
     PortExhaustedError,
@@ -36,7 +38,7 @@ from crmload.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from crmload.soap.codec2007 import WhoAmI
 from crmload.throttle import DEFAULT_RATE_LIMIT, RateLimit
 from crmload.transport import DEFAULT_TIMEOUT, PoolLimits, Timeout
-from crmload.types import Customer, Key, Lookup, Money, Owner, Picklist, Status
+from crmload.types import AltKey, Customer, Key, Lookup, Money, MultiPicklist, Owner, Picklist, Status
 
 __version__ = "0.1.0"
 
@@ -45,8 +47,10 @@ __all__ = [
     "DEFAULT_RATE_LIMIT",
     "DEFAULT_RETRY_POLICY",
     "DEFAULT_TIMEOUT",
+    "AltKey",
     "AuthenticationError",
     "Basic",
+    "BatchTooLargeError",
     "Bearer",
     "ConfigError",
     "ConnectError",
@@ -59,6 +63,7 @@ __all__ = [
     "EntityMeta",
     "InputError",
     "InvalidArgument",
+    "ItemNotRunError",
     "JournalError",
     "Key",
     "Loader",
@@ -66,6 +71,7 @@ __all__ = [
     "MappingError",
     "Metadata",
     "Money",
+    "MultiPicklist",
     "Negotiate",
     "Ntlm",
     "Owner",

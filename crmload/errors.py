@@ -25,7 +25,9 @@ have been applied?
     │   ├── DuplicateRecord          0x80040237 DuplicateRecord
     │   ├── PrivilegeDenied          0x80040220 PrivilegeDenied
     │   ├── InvalidArgument          0x80040203 InvalidArgument (and other invalid-argument codes)
-    │   └── RequiredFieldMissing     0x80040200
+    │   ├── RequiredFieldMissing     0x80040200
+    │   └── BatchTooLargeError       ExecuteMultiple over MaxBatchSize; nothing ran: split and resend
+    ├── ItemNotRunError              a batch item the server never ran (an earlier item stopped the batch)
     └── RetryExhaustedError          retries gave up; ``last`` holds the final cause, ``attempts`` the count
 
 Args common to all: ``message``. Structured fields are keyword-only and default to ``None``.
@@ -33,9 +35,13 @@ Args common to all: ``message``. Structured fields are keyword-only and default 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 __all__ = [
     "AuthenticationError",
     "BadValueError",
+    "BatchTooLargeError",
     "ConfigError",
     "ConnectError",
     "CrmFault",
@@ -44,6 +50,7 @@ __all__ = [
     "EncodingError",
     "InputError",
     "InvalidArgument",
+    "ItemNotRunError",
     "JournalError",
     "MappingError",
     "PortExhaustedError",
@@ -181,7 +188,11 @@ class ProtocolError(CrmLoadError):
 
 
 class CrmFault(CrmLoadError):
-    """CRM answered with a SOAP fault. ``code`` is CRM 4.0's hex string, e.g. ``"0x80040217"``."""
+    """CRM answered with a SOAP fault. ``code`` is CRM 4.0's hex string, e.g. ``"0x80040217"``.
+
+    ``details`` holds a 2011+ fault's ``ErrorDetails`` (empty for CRM 4.0); an ``InnerFault`` becomes the
+    error's ``__cause__``.
+    """
 
     default_code: str | None = None
 
@@ -192,11 +203,13 @@ class CrmFault(CrmLoadError):
         code: str | None = None,
         fault_type: str | None = None,
         status: int | None = None,
+        details: Mapping[str, object] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code if code is not None else self.default_code
         self.fault_type = fault_type
         self.status = status
+        self.details: dict[str, object] = dict(details) if details else {}
 
 
 class RecordNotFound(CrmFault):
@@ -227,6 +240,26 @@ class RequiredFieldMissing(CrmFault):
     """0x80040200: a required attribute is missing."""
 
     default_code = "0x80040200"
+
+
+class BatchTooLargeError(CrmFault):
+    """An ExecuteMultiple over the server's limit; refused before any item ran, so always safe to resend.
+
+    ``max_batch_size`` is the limit the fault's ``ErrorDetails["MaxBatchSize"]`` gave, when it gave one.
+    """
+
+    def __init__(self, message: str, *, max_batch_size: int | None = None, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        self.max_batch_size = max_batch_size
+
+
+class ItemNotRunError(CrmLoadError):
+    """A batch item the server never ran: an earlier item faulted and the batch did not continue on error.
+
+    Never applied, so it is as safe to resend as a request that was never sent.
+    """
+
+    phase = "connect"
 
 
 class RetryExhaustedError(CrmLoadError):

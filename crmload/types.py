@@ -15,14 +15,28 @@ other records, option sets, money and primary keys.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
 
 from crmload.errors import BadValueError
 
-__all__ = ["Customer", "Key", "Lookup", "Money", "Owner", "Picklist", "Status", "as_uuid", "is_name"]
+__all__ = [
+    "AltKey",
+    "Customer",
+    "Key",
+    "Lookup",
+    "Money",
+    "MultiPicklist",
+    "Owner",
+    "Picklist",
+    "Status",
+    "as_uuid",
+    "is_name",
+]
 
 # CRM logical names are lowercase ASCII identifiers; custom ones carry a publisher prefix such as ``new_``.
 # Mixed case is accepted because some tools spell schema names; anything else could inject markup.
@@ -140,3 +154,60 @@ class Key:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "id", as_uuid(self.id, "Key.id"))
+
+
+# Values an alternate key may hold: CRM keys are built from string, integer, decimal, date, lookup and
+# option-set columns.
+_KEY_VALUE_TYPES = (str, int, Decimal, float, datetime, UUID, Picklist, Lookup)
+
+
+@dataclass(frozen=True, slots=True)
+class AltKey:
+    """A reference to a record by its alternate key, with no id: ``EntityReference`` with ``KeyAttributes``.
+
+    The Organization service (CRM 2015 Update 1 / 7.1 and later) resolves it on the server, so a child can
+    name its parent by business key without an id cache or a query. CRM 4.0 has no alternate keys: there
+    it is an ``EncodingError``.
+
+        >>> AltKey("account", {"accountnumber": "A-1"}).keys
+        (('accountnumber', 'A-1'),)
+
+    Args:
+        entity: logical name of the referenced entity.
+        keys: the key's attributes and values, in the key's order (a mapping or pairs).
+    """
+
+    entity: str
+    keys: tuple[tuple[str, Any], ...]
+
+    def __init__(self, entity: str, keys: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
+        pairs = tuple(keys.items()) if isinstance(keys, Mapping) else tuple(keys)
+        object.__setattr__(self, "entity", entity)
+        object.__setattr__(self, "keys", pairs)
+        if not is_name(entity):
+            raise BadValueError(f"AltKey.entity is not an entity name: {str(entity)[:60]!r}")
+        if not pairs:
+            raise BadValueError("AltKey needs at least one key attribute")
+        for pair in pairs:
+            if not (isinstance(pair, tuple) and len(pair) == 2 and is_name(pair[0])):
+                raise BadValueError(f"AltKey key attribute is not a (name, value) pair: {str(pair)[:60]!r}")
+            if isinstance(pair[1], bool) or not isinstance(pair[1], _KEY_VALUE_TYPES):
+                raise BadValueError(f"AltKey {pair[0]}: a {type(pair[1]).__name__} cannot be a key value")
+
+
+@dataclass(frozen=True, slots=True)
+class MultiPicklist:
+    """A multi-select option set (CRM 9.0+): ``OptionSetValueCollection``; ``values`` are the options' ints.
+
+    An empty collection clears the field. CRM 4.0 has no multi-select: there it is an ``EncodingError``.
+    """
+
+    values: tuple[int, ...]
+
+    def __init__(self, values: Iterable[int]) -> None:
+        if isinstance(values, (str, bytes)):
+            raise BadValueError("MultiPicklist.values must be integers, not a string")
+        items = tuple(values)
+        for v in items:
+            _as_int32(v, "MultiPicklist value")
+        object.__setattr__(self, "values", items)

@@ -75,6 +75,11 @@ def _schema(path: str) -> etree.XMLSchema:
         for imp in copy.findall(f"{{{_XS}}}import"):
             if imp.get("namespace") in where:
                 imp.set("schemaLocation", where[imp.get("namespace")])
+        # WCF's singleWsdl refers across its schemas without importing them; XSD requires the import.
+        imported = {imp.get("namespace") for imp in copy.findall(f"{{{_XS}}}import")}
+        for ns, loc in where.items():
+            if ns != schema.get("targetNamespace") and ns not in imported:
+                copy.insert(0, etree.Element(f"{{{_XS}}}import", namespace=ns, schemaLocation=loc))
         texts[where[schema.get("targetNamespace")]] = etree.tostring(copy)
     imports = "".join(f'<xs:import namespace="{ns}" schemaLocation="{loc}"/>' for ns, loc in where.items())
     parser = etree.XMLParser(resolve_entities=False, no_network=True)
