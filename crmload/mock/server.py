@@ -34,7 +34,16 @@ from crmload.mock.admin import handle_admin
 from crmload.mock.bearer import BearerAuth
 from crmload.mock.envelope import CODE_UNEXPECTED, SoapFault
 from crmload.mock.faults import FaultInjector, FaultPlan
-from crmload.mock.http import BadRequest, Request, TooLarge, drain, read_request, response_bytes
+from crmload.mock.http import (
+    GZIP_MIN_BYTES,
+    BadRequest,
+    Request,
+    TooLarge,
+    accepts_gzip,
+    drain,
+    read_request,
+    response_bytes,
+)
 from crmload.mock.org_protocol import build_org_protocol, org_soap_version
 from crmload.mock.protocol import Protocol, SoapReply
 from crmload.mock.stats import Stats
@@ -307,6 +316,8 @@ class MockCrm:
         if req is None:
             return False
         state.requests += 1
+        if "transfer-encoding" in req.headers:
+            self.stats_counter.http("requests_chunked")
         if req.path.startswith("/_mock/"):
             status, ctype, body = handle_admin(self, req)
             return self._send(sock, state, req, status=status, body=body, ctype=ctype)
@@ -344,7 +355,7 @@ class MockCrm:
             client=True,
         )
         reply = self.protocol.fault(fault, big.request.headers.get("content-type", ""))
-        if big.request.headers.get("expect", "").lower() != "100-continue":
+        if big.drainable and big.request.headers.get("expect", "").lower() != "100-continue":
             drain(sock, buf, big.length, _DRAIN_LIMIT)
         sock.sendall(response_bytes(reply.status, reply.body, reply.content_type, keep_alive=False))
         return False
@@ -362,7 +373,12 @@ class MockCrm:
         close: bool = False,
     ) -> bool:
         keep = req.keep_alive and not close and not self._stopping.is_set()
-        sock.sendall(response_bytes(status, body, ctype, keep_alive=keep, extra=extra or ()))
+        if keep and req.version == "HTTP/1.0":  # a 1.0 client closes unless told the connection stays
+            extra = [*(extra or ()), ("Connection", "keep-alive")]
+        gzip = len(body) >= GZIP_MIN_BYTES and accepts_gzip(req.headers)
+        if gzip:
+            self.stats_counter.http("responses_gzip")
+        sock.sendall(response_bytes(status, body, ctype, keep_alive=keep, extra=extra or (), gzip=gzip))
         state.responses += 1
         return keep
 

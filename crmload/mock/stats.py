@@ -35,6 +35,7 @@ class Stats:
             self.items_by_op: Counter[str] = Counter()
             self.item_faults_by_code: Counter[str] = Counter()
             self.batch_sizes: Counter[int] = Counter()
+            self.http_features: Counter[str] = Counter()
 
     def connection_opened(self) -> int:
         """Count an accepted connection; return how many are open now."""
@@ -79,6 +80,11 @@ class Stats:
         with self._lock:
             self.faults_by_kind[kind] += 1
 
+    def http(self, feature: str) -> None:
+        """Count one use of an HTTP feature (``requests_chunked``, ``responses_gzip``)."""
+        with self._lock:
+            self.http_features[feature] += 1
+
     def snapshot(self) -> dict[str, Any]:
         """Return the counters as a JSON-able dict."""
         with self._lock:
@@ -94,4 +100,5 @@ class Stats:
                 "items_by_op": dict(self.items_by_op),
                 "item_faults_by_code": dict(self.item_faults_by_code),
                 "batch_sizes": {str(n): c for n, c in sorted(self.batch_sizes.items())},
+                "http_features": dict(self.http_features),
             }

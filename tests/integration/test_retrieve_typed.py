@@ -52,3 +52,15 @@ def test_retrieve_multiple_pages_stay_typed(crm: MockCrm) -> None:
     assert {r["contactid"].id for r in listed} == made
     assert sorted(r["numberofchildren"] for r in listed) == [0, 1, 2, 3, 4]
     assert all(isinstance(r["contactid"].id, uuid.UUID) for r in listed)
+
+
+def test_gzip_pages_are_read_through_the_direct_path(crm: MockCrm) -> None:
+    """The mock gzips big answers (Accept-Encoding: gzip, as requests sends); the client must inflate them."""
+    with CrmClient(crm.url, org="Contoso", rate=RateLimit.unlimited()) as client:
+        assert client._transport._direct is not None
+        made = {client.create("account", {"name": f"Kraków & 東京 {i:03d}"}): i for i in range(120)}
+        listed = list(client.retrieve_multiple("account", columns=["accountid", "name"], page_size=50))
+    assert sorted(r["name"] for r in listed) == sorted(f"Kraków & 東京 {i:03d}" for i in range(120))
+    assert {r["accountid"].id for r in listed} == set(made)
+    # Three pages of 50/50/20 records: the two full ones pass the 2,700-byte threshold and went out gzipped.
+    assert crm.stats()["http_features"].get("responses_gzip", 0) >= 2
