@@ -66,12 +66,15 @@ def _check_options(  # noqa: PLR0917 - one check per constructor argument
     metadata: object,
     verify: object,
     proxies: object,
+    auth: object,
 ) -> None:
     """Refuse option values of the wrong type up front, as ConfigError, before they fail deep inside."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be a positive integer, got {workers!r}")
     if not isinstance(verify, (bool, str)):
         raise ConfigError(f"verify must be True, False or a CA bundle path, not {type(verify).__name__}")
+    if auth is not None and not callable(auth) and not (isinstance(auth, tuple) and len(auth) == 2):
+        raise ConfigError(f"auth must be an auth object (crmload.auth) or None, not {type(auth).__name__}")
     if proxies is not None and not isinstance(proxies, Mapping):
         raise ConfigError(f"proxies must be a mapping of scheme to proxy URL, not {type(proxies).__name__}")
     expected = (
@@ -138,7 +141,7 @@ class CrmClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        _check_options(workers, budget, retry, timeout, limits, metadata, verify, proxies)
+        _check_options(workers, budget, retry, timeout, limits, metadata, verify, proxies, auth)
         self._budget = budget if budget is not None else DEFAULT_PORT_BUDGET
         self._metadata = metadata if metadata is not None else load_metadata()
         self._codec = Codec2007(org, null_property=self._null_property)

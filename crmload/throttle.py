@@ -106,6 +106,8 @@ class RateLimit:
     @classmethod
     def parse(cls, text: str) -> RateLimit:
         """Parse a CLI value: "16", "16.5", "500/s", "auto", "auto:200" (capped), "unlimited" or "none"."""
+        if not isinstance(text, str):
+            raise ConfigError(f"rate must be text like '16', 'auto', 'unlimited', not {type(text).__name__}")
         value = text.strip().lower()
         if value in ("unlimited", "none"):
             return cls(per_second=None)

@@ -84,7 +84,8 @@ class PoolLimits:
     pin_connections: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.maxsize is not None and (isinstance(self.maxsize, bool) or self.maxsize < 1):
+        size = self.maxsize
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ConfigError(f"PoolLimits.maxsize must be >= 1, got {self.maxsize!r}")
 
 

@@ -16,7 +16,7 @@ from crmload.errors import ConfigError, CrmLoadError, EncodingError
 from crmload.mock import FaultPlan, MockCrm
 from crmload.retry import RetryPolicy
 from crmload.throttle import RateLimit
-from crmload.transport import Timeout
+from crmload.transport import PoolLimits, Timeout
 from crmload.types import Lookup, Money, Picklist
 
 POLICY = RetryPolicy(max_attempts=2, jitter=False, backoff_base_s=0.0, backoff_max_s=0.0)
@@ -163,6 +163,9 @@ BAD_CONSTRUCTIONS: dict[str, Callable[[], object]] = {
     "retry not a RetryPolicy": lambda: CrmClient(_URL, org="Contoso", retry="x"),  # type: ignore[arg-type]
     "workers not an int": lambda: CrmClient(_URL, org="Contoso", workers="4"),  # type: ignore[arg-type]
     "proxies not a mapping": lambda: CrmClient(_URL, org="Contoso", proxies=5),  # type: ignore[arg-type]
+    "auth not an auth object": lambda: CrmClient(_URL, org="Contoso", auth=5),
+    "rate not text": lambda: CrmClient(_URL, org="Contoso", rate=RateLimit.parse(5)),  # type: ignore[arg-type]
+    "pool size text": lambda: CrmClient(_URL, org="Contoso", limits=PoolLimits(maxsize="4")),  # type: ignore[arg-type]
     "Money('abc')": lambda: Money("abc"),
     "Money(NaN)": lambda: Money(Decimal("NaN")),
     "Picklist('x')": lambda: Picklist("x"),  # type: ignore[arg-type]
