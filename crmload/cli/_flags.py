@@ -12,7 +12,7 @@ import math
 
 from crmload.errors import ConfigError
 
-__all__ = ["delimiter", "encoding", "positive_int", "rate", "timeout", "url"]
+__all__ = ["delimiter", "encoding", "entity", "positive_int", "rate", "timeout", "url"]
 
 
 def rate(text: str) -> str:
@@ -23,6 +23,15 @@ def rate(text: str) -> str:
         RateLimit.parse(text)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def entity(text: str) -> str:
+    """A CRM logical name such as ``account`` or ``new_project`` (an ASCII identifier)."""
+    from crmload.types import is_name  # noqa: PLC0415 - lazy: --help stays fast
+
+    if not is_name(text):
+        raise argparse.ArgumentTypeError(f"{text[:60]!r} is not a CRM logical name, e.g. account")
     return text
 
 

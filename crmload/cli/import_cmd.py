@@ -54,7 +54,9 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", metavar="FILE.csv", help="the CSV file to load")
-    p.add_argument("--entity", required=True, help="target entity logical name, e.g. account")
+    p.add_argument(
+        "--entity", type=_flags.entity, required=True, help="target entity logical name, e.g. account"
+    )
     p.add_argument(
         "--url",
         type=_flags.url,

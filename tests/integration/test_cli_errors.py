@@ -108,6 +108,7 @@ def test_mock_fault_flag_out_of_range_is_a_usage_error(capsys: pytest.CaptureFix
 
 USAGE_CASES: dict[str, tuple[list[str], str]] = {
     "rate 0": (["--rate", "0"], "rate"),
+    "entity not a logical name": (["--entity", "bad name"], "bad name"),
     "two-character delimiter": (["--delimiter", ";;"], "delimiter"),
     "unknown encoding": (["--encoding", "nope"], "nope"),
     "workers 0": (["--workers", "0"], "workers"),
