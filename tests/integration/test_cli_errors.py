@@ -264,3 +264,26 @@ def test_verbose_run_logs_each_retry_with_cause_and_wait(
     retries = [line for line in err.splitlines() if "INFO crmload.retry: retrying after busy" in line]
     assert len(retries) == busy, err
     assert all("waiting" in line and " s)" in line for line in retries)
+
+
+def test_timeout_flag_bounds_a_server_that_does_not_answer(
+    tmp_path: Path, crm: MockCrm, capsys: pytest.CaptureFixture[str]
+) -> None:
+    crm.configure(FaultPlan(latency_ms=1500))  # answers long after the 0.2 s read timeout
+    src = _write(tmp_path, "A-1,Alpha,2024-01-02\nA-2,Beta,2024-01-02\n")
+    flags = [
+        "--url",
+        crm.url,
+        "--org",
+        "Contoso",
+        "--workers",
+        "1",
+        "--rate",
+        "unlimited",
+        "--timeout",
+        "5,0.2",
+    ]
+    code, obj, _ = _json_run(capsys, str(src), "--entity", "account", *flags)
+    # Unkeyed creates whose answer never came are in doubt, not waited on for the default 120 s each.
+    assert (code, obj["in_doubt"], obj["done"]) == (3, 2, 0)
+    assert obj["client"]["errors_by_type"].get("ResponseLostError") == 2
