@@ -12,7 +12,9 @@ have been applied?
     │   ├── SourceError              phase "read": undecodable bytes, ragged row, bad header
     │   └── MappingError             phase "map": a value that does not convert to its CRM type
     ├── EncodingError                a value XML 1.0 cannot carry (control characters); phase "map"
-    ├── JournalError                 the journal refuses: other target, other file, run already exists
+    ├── JournalError                 the journal refuses (other target, other file, run already exists) or
+    │   │                            fails (unwritable, full disk, damaged file); the message names the file
+    │   └── JournalBusyError         another live run holds the journal's lock; ``pid`` and ``host`` name it
     ├── TransportError               the HTTP exchange failed; ``phase`` is "connect" or "send"
     │   ├── ConnectError             never sent: always safe to retry
     │   │   └── PortExhaustedError   EADDRINUSE / EADDRNOTAVAIL: the host ran out of ephemeral ports
@@ -51,6 +53,7 @@ __all__ = [
     "InputError",
     "InvalidArgument",
     "ItemNotRunError",
+    "JournalBusyError",
     "JournalError",
     "MappingError",
     "PortExhaustedError",
@@ -125,7 +128,16 @@ class EncodingError(InputError):
 
 
 class JournalError(CrmLoadError):
-    """The journal refuses the run: another target, another file, or a run that already exists."""
+    """The journal refuses the run (another target, another file, a run that exists) or cannot be written."""
+
+
+class JournalBusyError(JournalError):
+    """Another live process holds the journal's lock; ``pid`` and ``host`` name it when it wrote them."""
+
+    def __init__(self, message: str, *, pid: int | None = None, host: str | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
+        self.host = host
 
 
 class TransportError(CrmLoadError):

@@ -84,6 +84,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--resume", action="store_true", help="continue a run from its journal")
     p.add_argument("--restart", action="store_true", help="erase this run's journal and begin again")
     p.add_argument(
+        "--retarget",
+        action="store_true",
+        help="with --resume and a new --url: move the run even though rows may have landed at the old URL",
+    )
+    p.add_argument(
         "--rejects",
         metavar="PATH",
         help="default: FILE.rejects.csv beside the input (in-doubt rows: FILE.in-doubt.csv)",
@@ -140,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
     """Run one import; return the exit code."""
     if args.resume and args.restart:
         return _usage(args, "--resume and --restart exclude each other")
+    if args.retarget and not args.resume:
+        return _usage(args, "--retarget moves a run: it needs --resume")
     src = Path(args.file)
     if not src.is_file():
         return _usage(args, f"no such file: {src}")
@@ -228,6 +235,7 @@ def _load(  # noqa: PLR0917 - private step of run()
         force=args.force,
         resume=args.resume,
         restart=args.restart,
+        retarget=args.retarget,
         dry_run=args.dry_run,
         progress=progress,
     )

@@ -32,6 +32,7 @@ from crmload.errors import (
     ConfigError,
     CrmLoadError,
     InputError,
+    JournalError,
     RecordNotFound,
 )
 from crmload.load.journal import FileIdentity, Journal, Target, file_identity, public_url
@@ -89,6 +90,8 @@ class Loader:
             included, so it lists exactly the rows in doubt now. Unused by a dry run.
         force: let a path replace an existing file that is not a crmload output file.
         resume / restart: how to open a journal that already holds this run.
+        retarget: with ``resume``, move the run to the client's URL even if rows may have landed at the
+            journal's old one (without it the URL moves only while nothing was sent successfully).
         progress: counters and bar; a silent one by default.
 
     Example::
@@ -114,6 +117,7 @@ class Loader:
         force: bool = False,
         resume: bool = False,
         restart: bool = False,
+        retarget: bool = False,
         dry_run: bool = False,
         progress: Progress | None = None,
         batch_size: int = 200,
@@ -145,7 +149,7 @@ class Loader:
         self._rejects_arg, self._in_doubt_arg, self._force = rejects, in_doubt, force
         # A dry run with nowhere to write its rejects reports them in the summary instead.
         self._findings: list[dict[str, Any]] | None = [] if dry_run and rejects is None else None
-        self._resume, self._restart = resume, restart
+        self._resume, self._restart, self._retarget = resume, restart, retarget
         self._clock = clock
         self._stop = threading.Event()
         self._fatal: BaseException | None = None
@@ -172,7 +176,9 @@ class Loader:
             self.journal = j
         else:
             path = ":memory:" if j is None or self.dry_run else j
-            self.journal = Journal.open(path, self.target, ident, resume=self._resume, restart=self._restart)
+            self.journal = Journal.open(
+                path, self.target, ident, resume=self._resume, restart=self._restart, retarget=self._retarget
+            )
         r, d = self._rejects_arg, None if self.dry_run else self._in_doubt_arg
         # Neither output may be the other one, the input or the journal.
         r_path, d_path = _path_of(r), _path_of(d)
@@ -223,6 +229,8 @@ class Loader:
             self._read(_rows(rows), work)
         except _Fatal:
             pass
+        except JournalError as exc:  # the journal cannot be written: stop as fatal, the rest stays pending
+            self._set_fatal(exc)
         except BaseException:
             self._stop.set()  # Ctrl-C or a bug: workers drop what is queued (it stays pending) and stop
             raise
@@ -249,7 +257,10 @@ class Loader:
             if writer is not None:
                 writer.close()
         assert self.journal is not None
-        self.journal.flush()
+        try:
+            self.journal.flush()
+        except JournalError as exc:
+            self._set_fatal(exc)
 
     def _read(self, rows: Iterator[SourceRow], work: queue.Queue[_Work | None]) -> None:
         batch: list[SourceRow] = []

@@ -17,6 +17,13 @@ a copy or a move (mtime does not take part), and changes on any append, truncati
 
 One connection is shared by all threads under a lock: SQLite serialises writers anyway, and the lock keeps
 batches whole.
+
+One run per journal: ``JOURNAL.lock`` (``runlock``) is held from open to close, taken before ``restart``
+erases anything. ``--resume`` may move a run to a corrected URL (``retarget``).
+
+Every ``sqlite3`` error becomes a ``JournalError`` naming the file. A failed write rolls back what was not
+committed and breaks the journal for writing; reads still answer (for the summary), ``close`` is quiet.
+The rows of the lost transaction are pending again, and ``--resume`` settles them as after a crash.
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from crmload.errors import JournalError
+from crmload.load._jfile import connect, hint, remove_db
+from crmload.load.retarget import move_run
+from crmload.load.runlock import RunLock
 
 __all__ = ["STATES", "FileIdentity", "Journal", "Target", "file_identity", "public_url"]
 
@@ -108,12 +118,6 @@ def file_identity(path: str | os.PathLike[str]) -> FileIdentity:
     return FileIdentity(path=str(p.resolve()), size=size, fingerprint=digest.hexdigest())
 
 
-def _remove_db(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(f"{path}{suffix}")
-
-
 class Journal:
     """One run's SQLite journal. Thread-safe. Open with ``Journal.open(...)``; ``":memory:"`` for dry runs.
 
@@ -128,15 +132,22 @@ class Journal:
         self,
         path: str | os.PathLike[str],
         *,
+        run_lock: RunLock | None = None,
         commit_every: int = 200,
         commit_interval_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            # Create the file 0600 ourselves: sqlite3 would create it with the umask's mode.
-            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        if self.path != ":memory:" and run_lock is None:
+            run_lock = RunLock.acquire(self.path)
+        self._run_lock = run_lock
+        try:
+            self._db = connect(self.path, _SCHEMA)
+        except BaseException:
+            if run_lock is not None:
+                run_lock.release()
+            raise
+        self._broken: JournalError | None = None
         self._lock = threading.Lock()
         self._commit_every = commit_every
         self._interval = commit_interval_s
@@ -144,13 +155,6 @@ class Journal:
         self._dirty = 0
         self._last_commit = clock()
         self.commits = 0
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise JournalError(f"{self.path} is not a crmload journal: {exc}") from exc
 
     # -- opening ---------------------------------------------------------------------------------------------
     @classmethod
@@ -162,41 +166,50 @@ class Journal:
         *,
         resume: bool = False,
         restart: bool = False,
+        retarget: bool = False,
         **kwargs: float,
     ) -> Journal:
         """Open the journal for a run of ``source`` into ``target``; refuse what would mix two runs.
 
         A journal that already holds this run opens only with ``resume`` (continue) or ``restart`` (erased
-        first).
-        A journal of another run opens only with ``restart``.
+        first). A journal of another run opens only with ``restart``, except that ``resume`` may move it to
+        another URL (see the module docstring; ``retarget`` forces that move).
+        Raises ``JournalBusyError`` while another process holds the journal, before anything is erased.
         """
         p = Path(path)
-        if str(path) != ":memory:" and restart:
-            _remove_db(p)
-        journal = cls(path, **kwargs)  # type: ignore[arg-type]
+        run_lock = None
+        if str(path) != ":memory:":
+            run_lock = RunLock.acquire(p)
+            if restart:
+                try:
+                    remove_db(p)
+                except BaseException:
+                    run_lock.release()
+                    raise
+        journal = cls(path, run_lock=run_lock, **kwargs)  # type: ignore[arg-type]
         try:
-            journal._claim(target, source, resume=resume)
+            journal._claim(target, source, resume=resume, retarget=retarget)
         except BaseException:
             journal.close()
             raise
         return journal
 
-    def _claim(self, target: Target, source: FileIdentity | None, *, resume: bool) -> None:
+    def _claim(
+        self, target: Target, source: FileIdentity | None, *, resume: bool, retarget: bool = False
+    ) -> None:
         meta = self.meta()
         fields = {f"target.{k}": str(v) for k, v in asdict(target).items()}
         if source is not None:
             fields.update({f"source.{k}": str(v) for k, v in asdict(source).items()})
         if not meta:
-            with self._lock:
-                self._db.execute("BEGIN")
-                self._db.executemany("INSERT INTO meta VALUES (?, ?)", list(fields.items()))
-                self._db.execute(
-                    "INSERT INTO meta VALUES ('created', ?)", (time.strftime("%Y-%m-%dT%H:%M:%S"),)
-                )
-                self._db.execute("COMMIT")
+            fields["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+            self.write_meta(list(fields.items()))
             return
         theirs = {k: v for k, v in meta.items() if k.startswith("target.")}
         ours = {k: v for k, v in fields.items() if k.startswith("target.")}
+        moved = theirs.get("target.url") != ours["target.url"]
+        if moved and resume:  # only the URL may change, on resume; move_run decides whether it may
+            theirs["target.url"] = ours["target.url"]
         same_file = source is None or (
             meta.get("source.size") == str(source.size)
             and meta.get("source.fingerprint") == source.fingerprint
@@ -206,9 +219,14 @@ class Journal:
             f"at {meta.get('target.url')}"
         )
         if theirs != ours:
+            moves = (
+                "; --resume moves it to this --url"
+                if {**theirs, "target.url": ours["target.url"]} == ours
+                else ""
+            )
             raise JournalError(
                 f"journal {self.path} belongs to another run ({where}, mode {meta.get('target.mode')}, "
-                f"key {meta.get('target.key')}); use another --journal, or --restart to begin again"
+                f"key {meta.get('target.key')}){moves}; use another --journal, or --restart to begin again"
             )
         if not same_file:
             raise JournalError(
@@ -221,11 +239,54 @@ class Journal:
                 f"{c['rejected']} rejected, {c['in_doubt']} in doubt, {c['pending']} pending); "
                 "use --resume to continue, or --restart to begin again"
             )
+        if moved:  # resume is set here
+            move_run(self, meta, target.url, force=retarget)
+
+    def sent_counts(self) -> tuple[int, int]:
+        """``(done rows with a send outcome, rows in doubt)``: what a run has sent that may have landed."""
+        with self._lock, self._guard("reading"):
+            sent, doubt = self._db.execute(
+                "SELECT coalesce(sum(state = 'done' AND outcome IS NOT NULL), 0), "
+                "coalesce(sum(state = 'in_doubt'), 0) FROM rows"
+            ).fetchone()
+        return int(sent), int(doubt)
+
+    def write_meta(self, items: list[tuple[str, str]]) -> None:
+        """Set ``meta`` entries and commit (the run's target, identity and history)."""
+        with self._lock, self._guard("writing its meta"):
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", items)
+            self._db.execute("COMMIT")
 
     def meta(self) -> dict[str, str]:
         """Return the run's recorded target and source identity."""
-        with self._lock:
+        with self._lock, self._guard("reading"):
             return dict(self._db.execute("SELECT k, v FROM meta").fetchall())
+
+    # -- failures --------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        """Turn a SQLite error into a ``JournalError`` naming the file (callers hold ``self._lock``)."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise self._fail(exc, doing) from exc
+
+    def _fail(self, exc: sqlite3.Error, doing: str) -> JournalError:
+        """Roll back what was not committed and break the journal for writing; return the error to raise."""
+        error = JournalError(f"journal {self.path}: {doing} failed: {exc}; {hint(exc)}")
+        if doing == "reading":  # other threads' writes may be in the open transaction: leave it be
+            return error
+        if self._db.in_transaction:  # SQLite may have rolled back already; if not, do it now
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+        self._broken = self._broken or error
+        self._dirty = 0
+        return error
+
+    def _check_writable(self) -> None:
+        if self._broken is not None:
+            raise self._broken
 
     # -- writing ---------------------------------------------------------------------------------------------
     def _maybe_commit(self, force: bool = False) -> None:
@@ -243,16 +304,21 @@ class Journal:
 
     def _write(self, sql: str, args: tuple[object, ...], *, durable: bool = False) -> None:
         with self._lock:
-            if not self._db.in_transaction:
-                self._db.execute("BEGIN")
-            self._db.execute(sql, args)
-            self._maybe_commit(durable)
+            self._check_writable()
+            try:  # inline, not _guard: this runs twice per row
+                if not self._db.in_transaction:
+                    self._db.execute("BEGIN")
+                self._db.execute(sql, args)
+                self._maybe_commit(durable)
+            except sqlite3.Error as exc:
+                raise self._fail(exc, "writing") from exc
 
     def add_pending(self, rows: list[tuple[int, str | None, str | None]]) -> None:
         """Record ``(line, key, crm_id)`` rows as pending and commit: they are about to be queued to send."""
         if not rows:
             return
-        with self._lock:
+        with self._lock, self._guard("writing"):
+            self._check_writable()
             if not self._db.in_transaction:
                 self._db.execute("BEGIN")
             self._db.executemany(
@@ -296,14 +362,15 @@ class Journal:
         self._write("UPDATE rows SET attempts = 0 WHERE line = ?", (line,))
 
     def flush(self) -> None:
-        """Commit whatever is written."""
-        with self._lock:
+        """Commit whatever is written; raise the journal's ``JournalError`` if a write failed before."""
+        with self._lock, self._guard("committing"):
+            self._check_writable()
             self._commit(self._clock())
 
     # -- reading ---------------------------------------------------------------------------------------------
     def states(self, first: int, last: int) -> dict[int, tuple[str, int]]:
         """Return ``{line: (state, attempts)}`` for journalled lines in ``[first, last]``."""
-        with self._lock:
+        with self._lock, self._guard("reading"):
             cur = self._db.execute(
                 "SELECT line, state, attempts FROM rows WHERE line BETWEEN ? AND ?", (first, last)
             )
@@ -314,7 +381,7 @@ class Journal:
         if not keys:
             return {}
         marks = ",".join("?" * len(keys))
-        with self._lock:
+        with self._lock, self._guard("reading"):
             # Only "?" placeholders are formatted in; the keys travel as parameters.
             sql = "SELECT key, min(line) FROM rows WHERE state != 'rejected' AND key IN ({}) GROUP BY key"
             cur = self._db.execute(sql.format(marks), keys)
@@ -322,7 +389,7 @@ class Journal:
 
     def maybe_sent(self) -> list[tuple[int, str | None, str | None, str]]:
         """Rows that may have reached CRM without a recorded answer: ``(line, key, crm_id, state)``."""
-        with self._lock:
+        with self._lock, self._guard("reading"):
             return self._db.execute(
                 "SELECT line, key, crm_id, state FROM rows WHERE (state = 'pending' AND attempts > 0) "
                 "OR (state = 'in_doubt' AND crm_id IS NOT NULL) ORDER BY line"
@@ -330,7 +397,7 @@ class Journal:
 
     def rows(self, state: str, limit: int = 1000) -> Iterator[tuple[int, str | None, str | None]]:
         """Yield ``(line, key, error)`` of rows in ``state``, in line order."""
-        with self._lock:
+        with self._lock, self._guard("reading"):
             found = self._db.execute(
                 "SELECT line, key, error FROM rows WHERE state = ? ORDER BY line LIMIT ?", (state, limit)
             ).fetchall()
@@ -338,7 +405,7 @@ class Journal:
 
     def counts(self) -> dict[str, int]:
         """Return rows per state, plus ``read`` (all rows) and ``already_present``."""
-        with self._lock:
+        with self._lock, self._guard("reading"):
             found = dict(self._db.execute("SELECT state, count(*) FROM rows GROUP BY state").fetchall())
             present = self._db.execute(
                 "SELECT count(*) FROM rows WHERE outcome = 'already_present'"
@@ -349,9 +416,13 @@ class Journal:
         return out
 
     def close(self) -> None:
-        """Commit and close."""
+        """Commit, close and release the run lock; a broken journal closes quietly (its error was raised)."""
         with self._lock:
             try:
-                self._commit(self._clock())
+                if self._broken is None:
+                    with self._guard("committing"):
+                        self._commit(self._clock())
             finally:
                 self._db.close()
+                if self._run_lock is not None:
+                    self._run_lock.release()

@@ -72,7 +72,7 @@ def test_other_target_or_changed_file_is_refused(tmp_path: Path) -> None:
     p = _src(tmp_path)
     path = tmp_path / "j.sqlite"
     Journal.open(path, T, file_identity(p)).close()
-    other = Target(url="http://other/x.asmx", org="Contoso", entity="account", mode="create", key="k")
+    other = Target(url="http://crm/x.asmx", org="Fabrikam", entity="account", mode="create", key="k")
     with pytest.raises(JournalError, match="belongs to another run"):
         Journal.open(path, other, file_identity(p), resume=True)
     p.write_text("a\n1\n2\n", encoding="utf-8")
