@@ -36,6 +36,7 @@ __all__ = [
     "DATE_MIN",
     "DEFAULT_LIMITS",
     "LIMIT_FIELDS",
+    "PLATFORM_LIMITS",
     "AttrLimits",
     "check",
     "parse_crm_datetime",
@@ -94,6 +95,16 @@ class AttrLimits:
 _INT32 = AttrLimits(min_value=Decimal(-(2**31)), max_value=Decimal(2**31 - 1))
 _MONEY_MAX = Decimal("922337203685477")
 _DECIMAL_MAX = Decimal("100000000000")
+
+#: What any attribute of a type can hold, whatever its own settings: for a column the metadata does not know
+#: (typed in the header or a map file), so the loader refuses only what no attribute of that type accepts.
+PLATFORM_LIMITS: Mapping[str, AttrLimits] = {
+    "CrmMoney": AttrLimits(min_value=-_MONEY_MAX, max_value=_MONEY_MAX, precision=4),
+    "CrmDecimal": AttrLimits(min_value=-_DECIMAL_MAX, max_value=_DECIMAL_MAX, precision=10),
+    "CrmNumber": _INT32,
+    "Picklist": _INT32,
+    "Status": _INT32,
+}
 
 #: CRM's documented default limits by CRM type name.
 DEFAULT_LIMITS: Mapping[str, AttrLimits] = {

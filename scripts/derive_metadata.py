@@ -6,7 +6,7 @@ entity -> primary key -> attribute -> CRM type name, which is all the mock and t
 
 It also writes the string lengths (``crmload/data/limits.json``). The WSDL has no facets (every string is a
 bare ``xs:string``), so those come from the tables below: CRM 4.0's entity reference for the common business
-attributes, CRM's "unlimited" ntext for memo/XML/blob fields, and CRM's default of 100 (left out of the file:
+attributes (the larger length where versions differ), CRM's "unlimited" ntext for memo/XML/blob fields, and CRM's default of 100 (left out of the file:
 ``crmload.limits.DEFAULT_LIMITS`` supplies it) for the rest. Edit the tables, not the JSON.
 
 Usage::
@@ -72,8 +72,10 @@ DEFAULT_LIMITS_OUT = DEFAULT_OUT.with_name("limits.json")
 _DEFAULT_LENGTH = 100
 _UNLIMITED = 1_073_741_823  # ntext / nvarchar(max), as CRM reports a memo without a set length
 
+# Where CRM 4.0 and later versions differ (address lines 50 -> 250, city 50 -> 80, ...), the larger length:
+# the loader checks before sending, and a length too small would refuse rows the target accepts.
 _ADDRESS = {
-    "city": 50, "country": 50, "county": 50, "fax": 50, "line1": 50, "line2": 50, "line3": 50, "name": 100,
+    "city": 80, "country": 80, "county": 50, "fax": 50, "line1": 250, "line2": 250, "line3": 250, "name": 200,
     "postalcode": 20, "postofficebox": 20, "stateorprovince": 50, "telephone": 50, "telephone1": 50,
     "telephone2": 50, "telephone3": 50, "upszone": 4, "primarycontactname": 100, "contactname": 150,
 }  # fmt: skip
@@ -87,11 +89,11 @@ _BY_NAME = {
     "telephone1": 50, "telephone2": 50, "telephone3": 50, "fax": 50, "mobilephone": 50, "pager": 50,
     "homephone": 50, "assistantphone": 50, "managerphone": 50, "phonenumber": 200,
     "websiteurl": 200, "ftpsiteurl": 200,
-    "firstname": 50, "lastname": 50, "middlename": 50, "fullname": 160, "nickname": 50, "salutation": 100,
+    "firstname": 50, "lastname": 50, "middlename": 50, "fullname": 160, "nickname": 100, "salutation": 100,
     "suffix": 10, "jobtitle": 100, "department": 100, "yomifirstname": 150, "yomilastname": 150,
     "yomimiddlename": 150, "yomifullname": 450, "yominame": 160, "assistantname": 100, "managername": 100,
     "spousesname": 100, "childrensnames": 255, "governmentid": 50, "employeeid": 50, "companyname": 100,
-    "yomicompanyname": 100, "subject": 200, "title": 200, "description": 2000, "notetext": 100_000,
+    "yomicompanyname": 100, "subject": 400, "title": 200, "description": 2000, "notetext": 100_000,
     "ticketnumber": 100, "invoicenumber": 100, "ordernumber": 100, "quotenumber": 100,
 }  # fmt: skip
 #: Memo, XML and blob fields: no practical limit (every name ending in "xml" is one too).

@@ -43,7 +43,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crmload.errors import ConfigError, MappingError
-from crmload.limits import DEFAULT_LIMITS, AttrLimits, check
+from crmload.limits import PLATFORM_LIMITS, AttrLimits, check
 from crmload.load.convert import CONVERTERS, TYPE_ALIASES, check_xml_text
 from crmload.load.keys import key_id
 from crmload.metadata import EntityMeta, Metadata, load_metadata
@@ -278,10 +278,12 @@ class Mapper:
             raise ConfigError(f"{where}.{attribute}: {exc}") from exc
 
     def _limits(self, attribute: str, crm_type: str) -> AttrLimits | None:
-        """The attribute's limits when the metadata types it as ``crm_type``, else that type's default."""
+        """The attribute's limits when the metadata types it as ``crm_type``; else only what no attribute of
+        that type can exceed (its real length or precision is unknown here, and guessing low would refuse
+        rows CRM accepts)."""
         if self.meta is not None and self.meta.type_of(attribute) == crm_type:
             return self.meta.limits_of(attribute)
-        return DEFAULT_LIMITS.get(crm_type)
+        return PLATFORM_LIMITS.get(crm_type)
 
     def prepare(self, header: list[str]) -> None:
         """Compile every column of ``header``; a ConfigError names unknown columns, bad types or clashes."""

@@ -23,7 +23,8 @@ def test_bundled_lengths_and_type_defaults() -> None:
     assert ACCOUNT.limits_of("name") == AttrLimits(max_length=160)
     assert ACCOUNT.limits_of("accountnumber") == AttrLimits(max_length=20)
     assert ACCOUNT.limits_of("description") == AttrLimits(max_length=2000)
-    assert ACCOUNT.limits_of("address1_line3") == AttrLimits(max_length=50)
+    assert ACCOUNT.limits_of("address1_line3") == AttrLimits(max_length=250)  # 50 in 4.0, 250 since
+    assert ACCOUNT.limits_of("telephone1") == AttrLimits(max_length=50)
     assert META.entity("contact").limits_of("fullname") == AttrLimits(max_length=160)
     # Not in limits.json: CRM's nvarchar default.
     assert META.entity("competitor").limits_of("name") == DEFAULT_LIMITS["String"]
@@ -169,10 +170,17 @@ def test_mapping_checks_library_values_and_header_types() -> None:
         m.map(3, {"creditlimit": Money(Decimal("1e20"))})
     with pytest.raises(MappingError, match="outside the valid range 1753"):
         m.map(4, {"lastusedincampaign": datetime(1700, 1, 1, tzinfo=timezone.utc)})
-    # A column typed in the header on an unknown entity still gets its type's default.
+    # A column the metadata does not know gets only what no attribute of its type exceeds: no length (a
+    # custom attribute may hold 4,000), but money and dates keep CRM's platform-wide range.
     other = Mapper("new_thing", metadata=META)
-    with pytest.raises(MappingError, match="longer than the maximum length 100"):
-        other.map(5, {"label:string": "x" * 101})
+    rec = other.map(5, {"label:string": "x" * 5000, "rate:decimal": "1.1234567890"})
+    assert len(rec.attrs["label"]) == 5000
+    with pytest.raises(MappingError, match="more than 10 decimal places"):
+        other.map(6, {"rate:decimal": "1.12345678901"})
+    with pytest.raises(MappingError, match="outside the valid range -922337203685477"):
+        other.map(7, {"fee:money": "1" * 20})
+    with pytest.raises(MappingError, match="outside the valid range 1753"):
+        other.map(8, {"when:date": "1600-01-01"})
 
 
 def test_map_file_constants_are_checked_too() -> None:
