@@ -57,6 +57,7 @@ class _Work:
     line: int
     values: Mapping[str, Any]
     mapped: Mapped
+    digest: int | None = None
 
 
 class _Fatal(Exception):
@@ -159,6 +160,7 @@ class Loader:
         self.in_doubt: RejectsWriter | None = None
         self._skipped = 0
         self._stats_before: dict[str, Any] = {}
+        self._source: CsvSource | None = None
 
     def stop(self) -> None:
         """Stop the run early (Ctrl-C): calls in flight finish, nothing new is sent, the rest stays pending.
@@ -198,11 +200,13 @@ class Loader:
             append=False,  # rewritten by every run, so it lists the rows in doubt now
             force=self._force,
         )
+        if source is not None and self._resume and not self.dry_run:
+            self.journal.verify_source(source.digests(), str(source.path))  # before anything is sent
 
     # -- the run ---------------------------------------------------------------------------------------------
     def run(self, rows: Iterable[Mapping[str, Any]] | CsvSource) -> Summary:
         """Load every row of ``rows`` (dicts, or a ``CsvSource``) and return the summary."""
-        source = rows if isinstance(rows, CsvSource) else None
+        source = self._source = rows if isinstance(rows, CsvSource) else None
         if source is not None and source._reader is None:
             source.open()
         if source is not None and source.header:  # an empty file has nothing to check, or to load
@@ -305,18 +309,27 @@ class Loader:
                     self.in_doubt.write(row.line_no, "send", _IN_DOUBT_EARLIER, row.values)
                 continue
             if row.error is not None:
-                self._reject(row.line_no, None, "read", _read_error(row), row.values, row.error.column)
+                self._reject(
+                    row.line_no,
+                    None,
+                    "read",
+                    _read_error(row),
+                    row.values,
+                    row.error.column,
+                    row.raw,
+                    row.digest,
+                )
                 continue
             try:
                 mapped = self.mapper.map(row.line_no, row.values)
                 if mapped.id is None and self.mode != "create":
                     raise InputError(f"--mode {self.mode} needs an id: the key or id column is empty")
             except InputError as exc:
-                self._reject(row.line_no, None, "map", str(exc), row.values, exc.column)
+                self._reject(row.line_no, None, "map", str(exc), row.values, exc.column, digest=row.digest)
                 continue
-            ready.append(_Work(row.line_no, row.values, mapped))
+            ready.append(_Work(row.line_no, row.values, mapped, row.digest))
         ready = self._drop_duplicate_keys(ready)
-        fresh = [(w.line, w.mapped.key, str(w.mapped.id) if w.mapped.id else None) for w in ready]
+        fresh = [(w.line, w.mapped.key, str(w.mapped.id) if w.mapped.id else None, w.digest) for w in ready]
         self.journal.add_pending([f for f in fresh if f[0] not in known])
         for w in ready:
             if self.dry_run:
@@ -347,12 +360,12 @@ class Loader:
                 line = first.setdefault(key, w.line)
                 if line != w.line:
                     error = f"duplicate key {key!r}: line {line} has it already"
-                    self._reject(w.line, key, "map", error, w.values)
+                    self._reject(w.line, key, "map", error, w.values, digest=w.digest)
                     continue
             kept.append(w)
         return kept
 
-    def _reject(  # noqa: PLR0917 - private
+    def _reject(  # noqa: PLR0917 - private; raw and digest only come from the reader
         self,
         line: int,
         key: str | None,
@@ -360,11 +373,13 @@ class Loader:
         error: str,
         values: Mapping[str, Any],
         column: str | None = None,
+        raw: str = "",
+        digest: int | None = None,
     ) -> None:
         assert self.journal is not None
-        self.journal.reject(line, key, phase, error)
+        self.journal.reject(line, key, phase, error, digest=digest)
         if self.rejects is not None:
-            self.rejects.write(line, phase, error, values)
+            self.rejects.write(line, phase, error, values, raw=raw)
         if self._findings is not None:
             self._findings.append({"line": line, "column": column, "phase": phase, "error": error})
         self.progress.add("rejected")
@@ -471,6 +486,7 @@ class Loader:
             target=self.target.describe(),
             fatal=f"{type(fatal).__name__}: {fatal}" if fatal else None,
             interrupted=self._interrupted,
+            source=self._source.accounting() if self._source is not None else {},
         )
 
     def close(self) -> None:

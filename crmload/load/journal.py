@@ -12,8 +12,13 @@ may have landed. Results are committed in batches (every ``commit_every`` rows o
 result lost to a crash leaves its row pending, and ``--resume`` settles it (keyed rows by Retrieve, or by an
 idempotent re-send).
 
-File identity: the input's size and the sha256 of its first and last MiB. That is O(1) for any size, survives
-a copy or a move (mtime does not take part), and changes on any append, truncation or edit near either end.
+File identity, in two parts:
+- at open, the input's size and the sha256 of its first and last MiB. That is O(1) for any size, survives a
+  copy or a move (mtime does not take part), and refuses any append, truncation or edit near either end;
+- per row, the CRC-32 of the record's text as read (``digest``, computed by the reader while it reads, so a
+  normal run reads the file once). ``--resume`` reads the journalled lines again and refuses the file at the
+  first line whose record differs (``verify_source``), before anything is sent. A journal without digests
+  (an older crmload) is refused: ``--restart``.
 
 One connection is shared by all threads under a lock: SQLite serialises writers anyway, and the lock keeps
 batches whole.
@@ -35,9 +40,10 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from crmload.errors import JournalError
@@ -60,7 +66,8 @@ CREATE TABLE IF NOT EXISTS rows (
     attempts INTEGER NOT NULL DEFAULT 0,
     outcome TEXT,
     phase TEXT,
-    error TEXT
+    error TEXT,
+    digest INTEGER
 );
 CREATE INDEX IF NOT EXISTS rows_state ON rows(state) WHERE state != 'done';
 CREATE INDEX IF NOT EXISTS rows_key ON rows(key) WHERE key IS NOT NULL;
@@ -201,6 +208,14 @@ class Journal:
         fields = {f"target.{k}": str(v) for k, v in asdict(target).items()}
         if source is not None:
             fields.update({f"source.{k}": str(v) for k, v in asdict(source).items()})
+        if not self._has_digests():
+            if meta:
+                raise JournalError(
+                    f"journal {self.path} was made by an older crmload (it cannot check the input row by "
+                    "row); --restart to begin again"
+                )
+            with self._lock, self._guard("writing its schema"):
+                self._db.execute("ALTER TABLE rows ADD COLUMN digest INTEGER")
         if not meta:
             fields["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
             self.write_meta(list(fields.items()))
@@ -258,6 +273,10 @@ class Journal:
             self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", items)
             self._db.execute("COMMIT")
 
+    def _has_digests(self) -> bool:
+        with self._lock, self._guard("reading"):
+            return any(col[1] == "digest" for col in self._db.execute("PRAGMA table_info(rows)"))
+
     def meta(self) -> dict[str, str]:
         """Return the run's recorded target and source identity."""
         with self._lock, self._guard("reading"):
@@ -313,29 +332,38 @@ class Journal:
             except sqlite3.Error as exc:
                 raise self._fail(exc, "writing") from exc
 
-    def add_pending(self, rows: list[tuple[int, str | None, str | None]]) -> None:
-        """Record ``(line, key, crm_id)`` rows as pending and commit: they are about to be queued to send."""
+    def add_pending(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Record ``(line, key, crm_id)`` or ``(line, key, crm_id, digest)`` rows as pending and commit.
+
+        They are about to be queued to send.
+        """
         if not rows:
             return
+        sql = (
+            "INSERT OR REPLACE INTO rows (line, key, crm_id, state, digest) VALUES (?, ?, ?, 'pending', ?)"
+            if len(rows[0]) == 4
+            else "INSERT OR REPLACE INTO rows (line, key, crm_id, state) VALUES (?, ?, ?, 'pending')"
+        )
         with self._lock, self._guard("writing"):
             self._check_writable()
             if not self._db.in_transaction:
                 self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO rows (line, key, crm_id, state) VALUES (?, ?, ?, 'pending')", rows
-            )
+            self._db.executemany(sql, rows)
             self._commit(self._clock())
 
     def mark_sending(self, line: int, *, durable: bool) -> None:
         """Count one send attempt of ``line``; ``durable`` commits it before returning (unkeyed Creates)."""
         self._write("UPDATE rows SET attempts = attempts + 1 WHERE line = ?", (line,), durable=durable)
 
-    def reject(self, line: int, key: str | None, phase: str, error: str) -> None:
-        """Record ``line`` as rejected in ``phase`` (read, map, send) with its reason."""
+    def reject(
+        self, line: int, key: str | None, phase: str, error: str, *, digest: int | None = None
+    ) -> None:
+        """Record ``line`` as rejected in ``phase`` (read, map, send) with its reason (and record digest)."""
         self._write(
-            "INSERT INTO rows (line, key, state, phase, error) VALUES (?, ?, 'rejected', ?, ?) "
-            "ON CONFLICT(line) DO UPDATE SET state='rejected', phase=excluded.phase, error=excluded.error",
-            (line, key, phase, error),
+            "INSERT INTO rows (line, key, state, phase, error, digest) VALUES (?, ?, 'rejected', ?, ?, ?) "
+            "ON CONFLICT(line) DO UPDATE SET state='rejected', phase=excluded.phase, error=excluded.error, "
+            "digest=COALESCE(excluded.digest, digest)",
+            (line, key, phase, error, digest),
         )
 
     def settle(
@@ -402,6 +430,42 @@ class Journal:
                 "SELECT line, key, error FROM rows WHERE state = ? ORDER BY line LIMIT ?", (state, limit)
             ).fetchall()
         yield from found
+
+    def digests(self, batch: int = 5000) -> Iterator[tuple[int, int]]:
+        """Yield ``(line, digest)`` of the journalled rows that have one, in line order."""
+        after = 0
+        while True:
+            with self._lock, self._guard("reading"):
+                found = self._db.execute(
+                    "SELECT line, digest FROM rows WHERE line > ? AND digest IS NOT NULL "
+                    "ORDER BY line LIMIT ?",
+                    (after, batch),
+                ).fetchall()
+            yield from found
+            if len(found) < batch:
+                return
+            after = found[-1][0]
+
+    def verify_source(self, records: Iterable[tuple[int, int]], name: str) -> None:
+        """Refuse the input if a journalled record changed: ``records`` are its ``(line, digest)`` now.
+
+        Raises ``JournalError`` naming the first journalled line whose record is gone or differs. Lines the
+        journal does not hold (a blank line then, or rows a killed run had read but not journalled) are
+        read as new rows by the run and need no check.
+        """
+        now = iter(records)
+        line, digest = 0, 0
+        for j_line, j_digest in self.digests():
+            while line < j_line:
+                line, digest = next(now, (None, None))  # type: ignore[assignment]
+                if line is None:
+                    line = j_line + 1  # the file ends before this journalled record
+            if line != j_line or digest != j_digest:
+                what = "no longer starts a record" if line != j_line else "differs"
+                raise JournalError(
+                    f"the input file changed since journal {self.path} was made: line {j_line} of {name} "
+                    f"{what}; nothing was sent. --restart to load it as a new run (or restore the file)"
+                )
 
     def counts(self) -> dict[str, int]:
         """Return rows per state, plus ``read`` (all rows) and ``already_present``."""

@@ -2,13 +2,17 @@
 
 Columns: the input's own columns, unchanged and in order (earlier ``crmload_*`` columns are dropped, so a
 rejects file can be fixed and imported again as is), then ``crmload_line``, ``crmload_phase`` (read, map,
-send) and ``crmload_error``. Rows are written and flushed as they are rejected; the file is created on the
-first reject, so a clean run leaves no file behind. Undecodable bytes are written back as they were read
-(surrogateescape). The same writer makes the in-doubt file (``FILE.in-doubt.csv``).
+send), ``crmload_error`` and ``crmload_raw``. Rows are written and flushed as they are rejected; the file is
+created on the first reject, so a clean run leaves no file behind. Undecodable bytes are written back as they
+were read (surrogateescape). The same writer makes the in-doubt file (``FILE.in-doubt.csv``).
 
 Which paths it may take, how an earlier file is replaced (never deleted at start), encodings and the 0600
 mode: see ``crmload.load.outfiles``. Rows given as dicts with differing keys get the union of the columns
 seen: a reject bringing a new column rewrites the file once with the wider header.
+
+``crmload_raw`` holds the text of a record that could not be split into its columns (a ragged row, an
+unterminated quote); its columns are then left empty, and the reader refuses the row again until the user
+fills them and empties ``crmload_raw``.
 """
 
 from __future__ import annotations
@@ -24,11 +28,11 @@ from typing import IO, Any
 
 from crmload.load.mapping import RESERVED_PREFIX
 from crmload.load.outfiles import ERRORS, check_output_path, is_output_file, output_encoding
-from crmload.load.source import CsvSource, restore
+from crmload.load.source import RAW_COLUMN, CsvSource, restore
 
 __all__ = ["REJECT_COLUMNS", "RejectsWriter", "open_writer"]
 
-REJECT_COLUMNS = ("crmload_line", "crmload_phase", "crmload_error")
+REJECT_COLUMNS = ("crmload_line", "crmload_phase", "crmload_error", RAW_COLUMN)
 
 
 class RejectsWriter:
@@ -146,15 +150,17 @@ class RejectsWriter:
             writer.writerows([*row[:width], *pad, *row[width:]] for row in reader)
         self._replace(new, tmp)
 
-    def write(self, line_no: int, phase: str, error: str, values: Mapping[str, Any]) -> None:
-        """Append one rejected row and flush it."""
+    def write(
+        self, line_no: int, phase: str, error: str, values: Mapping[str, Any], *, raw: str = ""
+    ) -> None:
+        """Append one rejected row and flush it; ``raw`` is the record's text when its columns are empty."""
         with self._lock:
             if self._fh is None:
                 self._open(values)
             self._widen(values)
             assert self.columns is not None
             row = [restore(_text(values.get(c))) for c in self.columns]
-            self._writer.writerow([*row, line_no, phase, restore(error)])
+            self._writer.writerow([*row, line_no, phase, restore(error), restore(raw)])
             assert self._fh is not None
             self._fh.flush()
             self.count += 1

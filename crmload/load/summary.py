@@ -114,6 +114,8 @@ class Summary:
     target: str | None = None
     fatal: str | None = None
     interrupted: bool = False
+    #: The reader's line count check (``CsvSource.accounting()``); empty when not read from a file.
+    source: dict[str, Any] = field(default_factory=dict)
 
     @property
     def balanced(self) -> bool:
@@ -193,7 +195,24 @@ class Summary:
             lines.append(f"  stopped: {self.fatal}")
         if self.interrupted:
             lines.append(f"  interrupted: {self.pending} rows pending; --resume continues the run")
-        return "\n".join(lines)
+        return "\n".join(lines + _source_warnings(self.source))
+
+
+def _source_warnings(acc: Mapping[str, Any]) -> list[str]:
+    """Lines that say why "rows read" may not be every record the file was meant to hold."""
+    out = []
+    spans = acc.get("joined_spans") or []
+    if spans:
+        shown = ", ".join(f"{a}-{b}" for a, b in spans[:10]) + (" ..." if len(spans) > 10 else "")
+        out.append(
+            f"  warning: lines {shown} were each read as ONE record and rejected: an unterminated quote may "
+            "have joined rows (see crmload_raw in the rejects file)"
+        )
+    if acc.get("unaccounted_lines"):
+        out.append(
+            f"  warning: {acc['unaccounted_lines']} physical lines are not accounted for by any record"
+        )
+    return out
 
 
 #: Would-be rejects a dry run's text summary shows; ``--json`` lists them all.

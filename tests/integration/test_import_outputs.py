@@ -96,7 +96,9 @@ def test_rejects_pointed_at_the_journal_or_a_foreign_file_is_refused(
     )
     assert (code, s["rejected"], s["rejects"]) == (3, 1, str(notes))
     assert (
-        notes.read_text(encoding="utf-8").splitlines()[0].endswith("crmload_line,crmload_phase,crmload_error")
+        notes.read_text(encoding="utf-8")
+        .splitlines()[0]
+        .endswith("crmload_line,crmload_phase,crmload_error,crmload_raw")
     )
 
 
@@ -193,7 +195,7 @@ def test_in_doubt_rows_are_written_with_their_columns(
         in_doubt = sorted(n for (n,) in db.execute("SELECT line FROM rows WHERE state = 'in_doubt'"))
     source = list(csv.reader(io.StringIO(src.read_text(encoding="utf-8"))))
     written = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
-    assert written[0] == [*source[0], "crmload_line", "crmload_phase", "crmload_error"]
+    assert written[0] == [*source[0], "crmload_line", "crmload_phase", "crmload_error", "crmload_raw"]
     assert sorted(int(r[4]) for r in written[1:]) == in_doubt
     for row in written[1:]:
         assert row[:4] == source[int(row[4]) - 1]  # line n is source row n-1 (the header is line 1)

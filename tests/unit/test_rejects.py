@@ -24,7 +24,7 @@ def test_rejects_keep_columns_and_add_reason(tmp_path: Path) -> None:
     w.close()
     with path.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.reader(fh))
-    assert rows == [["a", "b", *REJECT_COLUMNS], ["1", "x, y", "7", "map", "column 'b': not a date"]]
+    assert rows == [["a", "b", *REJECT_COLUMNS], ["1", "x, y", "7", "map", "column 'b': not a date", ""]]
 
 
 def test_append_on_resume_and_replace_otherwise(tmp_path: Path) -> None:
@@ -40,7 +40,9 @@ def test_append_on_resume_and_replace_otherwise(tmp_path: Path) -> None:
     assert len(path.read_text(encoding="utf-8").splitlines()) == 3
     with RejectsWriter(path, columns=["a"]) as w:
         w.write(4, "map", "e3", {"a": "3"})
-    assert path.read_text(encoding="utf-8").splitlines()[1:] == ["3,4,map,e3"]  # replaced by the first row
+    assert path.read_text(encoding="utf-8").splitlines()[1:] == [
+        "3,4,map,e3,"
+    ]  # replaced by the first row (crmload_raw empty)
 
 
 def test_bad_bytes_and_nul_round_trip(tmp_path: Path) -> None:
@@ -65,10 +67,10 @@ def test_rows_with_differing_keys_get_the_union_of_columns(tmp_path: Path) -> No
         rows = list(csv.reader(fh))
     assert rows == [
         ["a", "b", "c", "d", "e", *REJECT_COLUMNS],
-        ["1", "2", "", "", "", "1", "map", "e1"],
-        ["3", "", "4", "", "", "2", "map", "e2"],
-        ["", "", "", "5", "", "3", "map", "e3"],
-        ["6", "", "", "", "7", "4", "send", "e4"],
+        ["1", "2", "", "", "", "1", "map", "e1", ""],
+        ["3", "", "4", "", "", "2", "map", "e2", ""],
+        ["", "", "", "5", "", "3", "map", "e3", ""],
+        ["6", "", "", "", "7", "4", "send", "e4", ""],
     ]
 
 
@@ -136,7 +138,7 @@ def test_text_the_encoding_cannot_carry_is_escaped_not_fatal(tmp_path: Path) -> 
         w.write(
             2, "send", "fault: \u2603 snowman", {"a": "caf\xe9 \udc81"}
         )  # \udc81: an undefined cp1252 byte
-    assert path.read_bytes().splitlines()[1] == b"caf\xe9 \x81,2,send,fault: \\u2603 snowman"
+    assert path.read_bytes().splitlines()[1] == b"caf\xe9 \x81,2,send,fault: \\u2603 snowman,"
 
 
 def test_paths_that_are_the_input_or_journal_are_refused(tmp_path: Path) -> None:
