@@ -1,10 +1,12 @@
-"""CrmClient: one thread-safe client per process for the CRM 4.0 endpoint (CrmService.asmx).
+"""CrmClient: one thread-safe client per process, for CRM 4.0 (CrmService.asmx) and the Organization service.
 
-An operation is codec + limiter + retry + transport. Each attempt waits for the call limiter, posts the
-envelope over the pooled keep-alive transport (whose every new socket passes the connect guard), and turns the
-answer into a value or a typed crmload error. tenacity decides what is retried, by phase: never-sent errors
-always, maybe-applied errors only for idempotent operations (Update, Delete, Retrieve*, Fetch, WhoAmI, and
-Create with a client-chosen ``id=``).
+An operation is dialect codec + limiter + retry + transport; the dialect (``soap.dialect``) is picked from
+the URL and is all that differs between endpoints. Batches are in ``_batch.BatchOps``.
+
+Each attempt waits for the call limiter, posts the envelope over the pooled keep-alive transport (whose every
+new socket passes the connect guard), and turns the answer into a value or a typed crmload error. tenacity
+decides what is retried, by phase: never-sent errors always, maybe-applied errors only for idempotent
+operations (Update, Delete, Retrieve*, Fetch, WhoAmI, and Create with a client-chosen ``id=``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from crmload._batch import BatchOps
 from crmload._client_stats import CallStats
 from crmload._errmap import FOREIGN_ERRORS, classify
 from crmload.budget import DEFAULT_PORT_BUDGET, PortBudget
@@ -29,8 +32,8 @@ from crmload.errors import (
 )
 from crmload.metadata import Metadata, load_metadata
 from crmload.retry import DEFAULT_RETRY_POLICY, RetryPolicy, RetryStats, retrying
-from crmload.soap.codec2007 import Codec2007, WhoAmI
-from crmload.soap.faults import parse_fault
+from crmload.soap.codec2007 import WhoAmI
+from crmload.soap.dialect import Capabilities, build_dialect
 from crmload.throttle import CallLimiter, ConnectGuard, RateLimit
 from crmload.transport import PoolLimits, Timeout, Transport
 from crmload.types import as_uuid
@@ -40,8 +43,6 @@ __all__ = ["CrmClient"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-_CONTENT_TYPE = "text/xml; charset=utf-8"
 
 
 def _rate_limit(rate: RateLimit | float | str | None, budget: PortBudget) -> RateLimit:
@@ -95,12 +96,15 @@ def _attrs(attrs: object) -> Mapping[str, object]:
     return attrs
 
 
-class CrmClient:
-    """Create, update, delete and read CRM 4.0 records from many threads without exhausting local ports.
+class CrmClient(BatchOps):
+    """Create, update, delete and read CRM records from many threads without exhausting local ports.
 
     Args:
-        url: the CrmService.asmx endpoint, e.g. ``http://crm/MSCRMServices/2007/CrmService.asmx``.
-        org: the organisation's unique name.
+        url: the endpoint: ``http://crm/MSCRMServices/2007/CrmService.asmx`` (CRM 4.0),
+            ``…/XRMServices/2011/Organization.svc/web`` (the Organization service), or an organisation's
+            root URL such as ``https://contoso.crm4.dynamics.com/`` (the Organization service, path appended).
+        org: the organisation's unique name; required for CRM 4.0, taken from the URL otherwise.
+        endpoint: ``"2007"`` or ``"2011"`` overrides what the URL says (see ``soap.dialect``).
         workers: threads that will share this client; sizes the connection pool.
         rate: calls per second: a ``RateLimit``, a number, ``"auto"`` or ``"unlimited"``. None (default) means
             the port budget's rate, about 16/s, which is safe even if keep-alive breaks.
@@ -127,7 +131,8 @@ class CrmClient:
         self,
         url: str,
         *,
-        org: str,
+        org: str | None = None,
+        endpoint: str | None = None,
         workers: int = 1,
         rate: RateLimit | float | str | None = None,
         budget: PortBudget | None = None,
@@ -144,7 +149,9 @@ class CrmClient:
         _check_options(workers, budget, retry, timeout, limits, metadata, verify, proxies, auth)
         self._budget = budget if budget is not None else DEFAULT_PORT_BUDGET
         self._metadata = metadata if metadata is not None else load_metadata()
-        self._codec = Codec2007(org, null_property=self._null_property)
+        self._dialect = build_dialect(url, endpoint=endpoint, org=org, null_property=self._null_property)
+        self._codec = self._dialect.codec
+        self._batch_limit = self._dialect.capabilities.max_batch  # lowered by MaxBatchSize faults and losses
         self._headers: dict[str, dict[str, str]] = {}  # per operation, built once
         self._limiter = CallLimiter(_rate_limit(rate, self._budget), self._budget, clock=clock, sleep=sleep)
         # A pool larger than the default burst should not queue on its own warm-up.
@@ -155,7 +162,7 @@ class CrmClient:
         self._retry_stats = RetryStats()
         self._stats = CallStats()
         self._transport = Transport(
-            url,
+            self._dialect.url,
             workers=workers,
             timeout=timeout,
             guard=self._guard,
@@ -187,7 +194,17 @@ class CrmClient:
     @property
     def org(self) -> str:
         """The organisation's unique name."""
-        return self._codec.org
+        return self._dialect.org
+
+    @property
+    def endpoint(self) -> str:
+        """The dialect this client speaks: ``"2007"`` or ``"2011"``."""
+        return self._dialect.name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the endpoint can do: largest batch, upsert, alternate keys."""
+        return self._dialect.capabilities
 
     def __repr__(self) -> str:
         return f"CrmClient({self.url!r}, org={self.org!r})"
@@ -275,8 +292,10 @@ class CrmClient:
         """Run a FetchXML query and return the resultset XML."""
         if not isinstance(fetch_xml, str):
             raise ConfigError(f"fetch_xml must be a str, not {type(fetch_xml).__name__}")
-        body = self._codec.build_fetch(fetch_xml)
-        return self._call("Fetch", body, self._codec.parse_fetch, idempotent=True)
+        codec: Any = self._codec
+        if not hasattr(codec, "parse_fetch"):
+            raise ConfigError("fetch returns CRM 4.0's resultset XML; use retrieve_multiple on this endpoint")
+        return self._call("Fetch", codec.build_fetch(fetch_xml), codec.parse_fetch, idempotent=True)  # type: ignore[no-any-return]
 
     def who_am_i(self) -> WhoAmI:
         """Return the calling user's, business unit's and organisation's ids."""
@@ -348,7 +367,7 @@ class CrmClient:
         headers = self._headers.get(action)
         if headers is None:
             headers = self._headers[action] = {
-                "Content-Type": _CONTENT_TYPE,
+                "Content-Type": self._dialect.content_type,
                 "SOAPAction": self._codec.soap_action(action),
             }
         if log.isEnabledFor(logging.DEBUG):
@@ -383,7 +402,11 @@ class CrmClient:
         self._stats.attempt(latency)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("HTTP %d response envelope: %s", reply.status, reply.body.decode("utf-8", "replace"))
-        error = parse_fault(reply.status, reply.body, reply.headers) if reply.status != 200 else None
+        error = (
+            self._dialect.parse_fault(reply.status, reply.body, reply.headers)
+            if reply.status != 200
+            else None
+        )
         if isinstance(error, ServerBusyError):
             self._limiter.on_busy(error.retry_after)
         if error is not None:

@@ -54,7 +54,7 @@ from crmload.soap.parts2011 import (
     response_items,
     upsert_result,
 )
-from crmload.soap.values import check_name, escape_text
+from crmload.soap.values import check_name, escape_text, xsi_type
 from crmload.soap.values2011 import decode_entity, decode_pairs
 
 __all__ = ["Codec2011", "UpsertResult"]
@@ -162,8 +162,15 @@ class Codec2011:
         page_size: int = 5000,
         page_number: int = 1,
         paging_cookie: str | None = None,
+        *,
+        dynamic: bool = False,
     ) -> bytes:
-        """Return a ``RetrieveMultiple`` envelope with a QueryExpression (``where`` as in ``codec2007``)."""
+        """Return a ``RetrieveMultiple`` envelope with a QueryExpression (``where`` as in ``codec2007``).
+
+        ``dynamic`` sends it as ``Execute``/``RetrieveMultipleRequest`` (SOAPAction ``Execute``), the form
+        codec2007 needs for typed values; the Organization service types values either way, and
+        ``parse_retrieve_multiple`` reads both answers.
+        """
         name = _entity_name(entity)
         if not 1 <= page_size <= 5000 or not page_number >= 1:
             raise ConfigError("page_size must be 1..5000 and page_number >= 1")
@@ -173,6 +180,12 @@ class Codec2011:
             else ""
         )
         parts = [f'<RetrieveMultiple xmlns="{XRM2011_SERVICES}"><query i:type="a:QueryExpression">']
+        if dynamic:
+            parts[0] = (
+                f'<Execute xmlns="{XRM2011_SERVICES}"><request i:type="a:RetrieveMultipleRequest">'
+                "<a:Parameters>"
+                '<a:KeyValuePairOfstringanyType><b:key>Query</b:key><b:value i:type="a:QueryExpression">'
+            )
         parts.append(column_set("a:ColumnSet", columns))
         if where:
             parts.append("<a:Criteria><a:Conditions>")
@@ -181,8 +194,13 @@ class Codec2011:
         parts.append(
             f"<a:Distinct>false</a:Distinct><a:EntityName>{name}</a:EntityName><a:PageInfo>"
             f"<a:Count>{int(page_size)}</a:Count><a:PageNumber>{int(page_number)}</a:PageNumber>{cookie}"
-            "</a:PageInfo></query></RetrieveMultiple>"
+            "</a:PageInfo>"
         )
+        if dynamic:
+            parts.append(f"</b:value></a:KeyValuePairOfstringanyType>{NO_ID}RetrieveMultiple</a:RequestName>")
+            parts.append("</request></Execute>")
+        else:
+            parts.append("</query></RetrieveMultiple>")
         return self._envelope("".join(parts))
 
     def build_fetch(
@@ -201,6 +219,20 @@ class Codec2011:
             f'<RetrieveMultiple xmlns="{XRM2011_SERVICES}"><query i:type="a:FetchExpression">'
             f"<a:Query>{escape_text(fetch_xml, 'fetch_xml')}</a:Query></query></RetrieveMultiple>"
         )
+
+    def build_execute(self, request_xml: str) -> bytes:
+        """Return an ``Execute`` envelope around ``request_xml``, one ``<request i:type="...">`` element.
+
+        The fragment may use the envelope's prefixes: ``a`` xrm/2011/Contracts, ``b`` Collections.Generic,
+        ``c`` XMLSchema, ``e`` Serialization, ``g`` crm/2011/Contracts, ``i`` XMLSchema-instance, ``l``
+        xrm/2012, ``o`` xrm/7.1, ``d`` xrm/9.0, ``r`` Serialization/Arrays. It must be well-formed.
+        """
+        envelope = self._envelope(f'<Execute xmlns="{XRM2011_SERVICES}">{request_xml}</Execute>')
+        try:
+            etree.fromstring(envelope, faults.PARSER)
+        except etree.XMLSyntaxError as exc:
+            raise ConfigError(f"request_xml is not a well-formed XML element: {exc}") from None
+        return envelope
 
     def build_who_am_i(self) -> bytes:
         """Return an ``Execute``/``WhoAmIRequest`` envelope."""
@@ -300,7 +332,11 @@ class Codec2011:
 
     def parse_retrieve_multiple(self, body: bytes) -> Page:
         """Return one page: the records, ``MoreRecords`` and ``PagingCookie`` of an EntityCollection."""
-        collection = self._one(self._result(body), _S + "RetrieveMultipleResult")
+        first = self._result(body)
+        if first.tag == _S + "ExecuteResponse":
+            collection = _result_value(self._one(first, _S + "ExecuteResult"), "EntityCollection")
+        else:
+            collection = self._one(first, _S + "RetrieveMultipleResult")
         more = (collection.findtext(_A + "MoreRecords") or "false").strip() in ("true", "1")
         entities = collection.find(_A + "Entities")
         records = (
@@ -339,3 +375,13 @@ class Codec2011:
         result = self._one(self._result(body), _S + "ExecuteResult")
         answered = parse_items(response_items(result), requests)
         return fill_missing(answered, requests, continue_on_error, return_responses)
+
+
+def _result_value(result: etree._Element, local: str) -> etree._Element:
+    """The ``value`` of the one Results entry of an OrganizationResponse whose ``i:type`` is ``local``."""
+    results = result.find(_A + "Results")
+    for value in results.iter("{" + COLLECTIONS + "}value") if results is not None else ():
+        resolved = xsi_type(value)
+        if resolved is not None and resolved[1] == local:
+            return value
+    raise ProtocolError(f"{etree.QName(result).localname} has no {local}")

@@ -521,3 +521,28 @@ def test_new_value_types_validate_and_hash() -> None:
         MultiPicklist("12")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="32-bit"):
         MultiPicklist([2**31])
+
+
+def test_retrieve_multiple_through_execute_parses_the_same_page() -> None:
+    body = CODEC.build_retrieve_multiple("account", {"name": "A"}, dynamic=True)
+    assert _request_params(body)[0] == "RetrieveMultiple"
+    assert Codec2011.soap_action("Execute").endswith("/Execute")
+    entity = (
+        f'<a:Entity><a:Attributes xmlns:b="{COLLECTIONS}">'
+        + _kv("name", '<b:value i:type="c:string" xmlns:c="http://www.w3.org/2001/XMLSchema">A</b:value>')
+        + f"</a:Attributes><a:Id>{GUID}</a:Id><a:LogicalName>account</a:LogicalName></a:Entity>"
+    )
+    collection = (
+        f'<b:value i:type="a:EntityCollection"><a:Entities>{entity}</a:Entities>'
+        "<a:MoreRecords>false</a:MoreRecords>"
+        "<a:PagingCookie i:nil='true'/></b:value>"
+    )
+    answer = ENV.format(RESULTS.format(name="RetrieveMultiple", results=_kv("EntityCollection", collection)))
+    page = CODEC.parse_retrieve_multiple(answer.encode())
+    assert (page.records, page.more_records, page.paging_cookie) == (
+        [{"name": "A", "accountid": GUID}],
+        False,
+        None,
+    )
+    with pytest.raises(ConfigError):
+        CODEC.build_execute("<request")

@@ -427,3 +427,12 @@ def test_the_judges_can_fail(zc: Any, schema: etree.XMLSchema) -> None:
     assert not schema.validate(_ours(swapped))
     not_int = body.replace(b'i:type="c:int">5', b'i:type="c:int">five')
     assert not schema.validate(_ours(not_int))
+
+
+def test_retrieve_multiple_inside_execute_and_raw_execute_validate(schema: etree.XMLSchema) -> None:
+    body = CODEC.build_retrieve_multiple("contact", {"lastname": "Morgan"}, ["fullname"], dynamic=True)
+    assert schema.validate(_ours(body)), schema.error_log
+    raw = CODEC.build_execute(
+        '<request i:type="g:WhoAmIRequest"><a:Parameters/><a:RequestName>WhoAmI</a:RequestName></request>'
+    )
+    assert schema.validate(_ours(raw)), schema.error_log
