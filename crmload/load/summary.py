@@ -168,9 +168,10 @@ class Summary:
             causes = (
                 ", ".join(f"{k} {v}" for k, v in sorted(c.get("retries_by_cause", {}).items()) if v) or "none"
             )
+            sockets = c.get("sockets_opened", 0)
             lines += [
                 f"  {c.get('calls', 0)} calls, {c.get('requests', 0)} requests over "
-                f"{c.get('sockets_opened', 0)} sockets ({_reuse(c)})",
+                f"{sockets} socket{'' if sockets == 1 else 's'} ({_reuse(c)})",
                 f"  retries: {causes}",
                 f"  {_held_back(c, self.duration_s)}",
                 f"  latency p50 {_ms(c.get('latency_p50_ms'))}, p95 {_ms(c.get('latency_p95_ms'))}",

@@ -89,6 +89,11 @@ def test_a_second_run_on_a_warm_client_still_says_kept_from_before() -> None:
     assert "0 sockets (connections kept from before)" in text
 
 
+def test_one_socket_is_singular() -> None:
+    text = _summary(_client_stats(requests=10, sockets_opened=1, reuse_ratio=10.0)).render()
+    assert "10 requests over 1 socket (10.0 requests per socket)" in text
+
+
 def test_interrupted_run_exits_130_with_the_rest_pending() -> None:
     summary = Summary(entity="account", mode="create", read=10, done=4, pending=6, interrupted=True)
     assert summary.exit_code == 130
