@@ -159,7 +159,9 @@ def test_fatal_error_stops_and_resume_finishes(tmp_path: Path) -> None:
 
     client = FakeClient(fail=fail)
     path = tmp_path / "j.sqlite"
-    s = Loader(client, "account", key="code", journal=path, workers=2, batch_size=10).run(_rows(100))
+    first = Loader(client, "account", key="code", journal=path, workers=2, batch_size=10)
+    s = first.run(_rows(100))
+    first.close()  # the run lock is held until close; left to the garbage collector it may outlive the test
     assert s.fatal
     assert s.exit_code == 1
     assert not s.balanced
