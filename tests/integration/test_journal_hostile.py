@@ -144,6 +144,31 @@ def test_two_resumes_at_once_after_sigkill_send_each_row_once(crm: MockCrm, tmp_
     assert not lock_path(journal).exists()  # the winner released and removed it
 
 
+def test_a_plain_second_run_during_a_live_one_is_refused_not_sent_to_resume(
+    crm: MockCrm, tmp_path: Path
+) -> None:
+    # Today's "already imported ... use --resume" led users straight into issue 16 #1.
+    src = _gen(tmp_path, 1000)
+    journal = Path(f"{src}.crmload.sqlite")
+    run = _cmd(src, crm.url, "--rate", "50")
+    live = subprocess.Popen(run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    try:
+        deadline = time.monotonic() + 60
+        while _states(journal).get("done", 0) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for extra in ([], ["--restart"]):
+            second = _run([*run, *extra])
+            assert second.returncode == 1
+            line = _error_line(second.stderr)
+            assert f"pid {live.pid} " in line
+            assert "--resume" not in line
+        assert live.poll() is None
+    finally:
+        live.send_signal(signal.SIGKILL)
+        live.wait()
+    assert _states(journal).get("done", 0) >= 5  # --restart did not erase the live run's journal
+
+
 def test_sigkilled_holder_does_not_block_the_next_run(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     target = Target(url="http://crm/x.asmx", org="Contoso", entity="account", mode="create")
@@ -247,6 +272,54 @@ def test_full_disk_mid_run_is_fatal_with_rows_pending_and_resume_loads_each_row_
     done = _run([*cmd, "--resume", "--json"])
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
+    assert (summary["read"], summary["done"]) == (3000, 3000)
+    numbers = collections.Counter(r["accountnumber"] for r in crm.records("account"))
+    assert (len(numbers), max(numbers.values())) == (3000, 1)
+
+
+_TMPFS_SCRIPT = """
+D="$1"; OUT="$2"; shift 2
+mount -t tmpfs -o size=320k tmpfs "$D" || exit 90
+"$@" >"$OUT/1.out" 2>"$OUT/1.err"; echo $? >"$OUT/1.rc"
+mkdir "$OUT/after1" && cp "$D"/run.sqlite* "$OUT/after1/"
+mount -o remount,size=64m "$D" || exit 91
+"$@" --resume --json >"$OUT/2.out" 2>"$OUT/2.err"; echo $? >"$OUT/2.rc"
+"""
+
+
+def test_full_tmpfs_mid_run_then_space_freed_resume_loads_each_row_once(crm: MockCrm, tmp_path: Path) -> None:
+    # A real ENOSPC ("database or disk is full"), where RLIMIT_FSIZE above gives EFBIG ("disk I/O error").
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare for a private tmpfs")
+    if subprocess.run(["unshare", "-m", "true"], check=False).returncode != 0:
+        pytest.skip("unshare -m is not allowed here")
+    src = _gen(tmp_path, 3000)
+    disk = tmp_path / "disk"
+    out = tmp_path / "out"
+    disk.mkdir()
+    out.mkdir()
+    journal = disk / "run.sqlite"
+    cmd = _cmd(src, crm.url, "--key", "accountnumber", "--rate", "unlimited", "--journal", str(journal))
+    sh = subprocess.run(
+        ["unshare", "-m", "sh", "-c", _TMPFS_SCRIPT, "sh", str(disk), str(out), *cmd],
+        env=ENV,
+        timeout=300,
+        check=False,
+    )
+    if sh.returncode in (90, 91):
+        pytest.skip("tmpfs cannot be mounted here")
+    assert (out / "1.rc").read_text().strip() == "1", (out / "1.err").read_text()
+    line = _error_line((out / "1.err").read_text())
+    assert str(journal) in line
+    assert "full" in line
+    db = sqlite3.connect(out / "after1" / "run.sqlite")
+    states = dict(db.execute("SELECT state, count(*) FROM rows GROUP BY state").fetchall())
+    db.close()
+    assert states.get("done", 0) > 0
+    assert states.get("pending", 0) > 0
+
+    assert (out / "2.rc").read_text().strip() == "0", (out / "2.err").read_text()
+    summary = json.loads((out / "2.out").read_text())
     assert (summary["read"], summary["done"]) == (3000, 3000)
     numbers = collections.Counter(r["accountnumber"] for r in crm.records("account"))
     assert (len(numbers), max(numbers.values())) == (3000, 1)
