@@ -265,6 +265,9 @@ class Loader:
             self.journal.flush()
         except JournalError as exc:
             self._set_fatal(exc)
+        finally:
+            if not isinstance(self._journal_arg, Journal):  # ours: the next run may begin, even unclosed
+                self.journal.end_run()
 
     def _read(self, rows: Iterator[SourceRow], work: queue.Queue[_Work | None]) -> None:
         batch: list[SourceRow] = []

@@ -154,7 +154,7 @@ class Journal:
             if run_lock is not None:
                 run_lock.release()
             raise
-        self._broken: JournalError | None = None
+        self._no_writes: JournalError | None = None
         self._lock = threading.Lock()
         self._commit_every = commit_every
         self._interval = commit_interval_s
@@ -299,13 +299,13 @@ class Journal:
         if self._db.in_transaction:  # SQLite may have rolled back already; if not, do it now
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
-        self._broken = self._broken or error
+        self._no_writes = self._no_writes or error
         self._dirty = 0
         return error
 
     def _check_writable(self) -> None:
-        if self._broken is not None:
-            raise self._broken
+        if self._no_writes is not None:
+            raise self._no_writes
 
     # -- writing ---------------------------------------------------------------------------------------------
     def _maybe_commit(self, force: bool = False) -> None:
@@ -479,11 +479,29 @@ class Journal:
         out["already_present"] = int(present)
         return out
 
+    def end_run(self) -> None:
+        """Release the run lock after ``flush()``, keeping the file open for reading (a summary, a caller).
+
+        Writes are refused from here on: another run may now hold the journal.
+        """
+        with self._lock:
+            try:
+                if self._no_writes is None:
+                    # flush() has just reported any failure; this commit only covers a stray late write.
+                    with contextlib.suppress(JournalError), self._guard("committing"):
+                        self._commit(self._clock())
+                    self._no_writes = self._no_writes or JournalError(
+                        f"journal {self.path}: its run has ended; open it again to write"
+                    )
+            finally:
+                if self._run_lock is not None:
+                    self._run_lock.release()
+
     def close(self) -> None:
         """Commit, close and release the run lock; a broken journal closes quietly (its error was raised)."""
         with self._lock:
             try:
-                if self._broken is None:
+                if self._no_writes is None:
                     with self._guard("committing"):
                         self._commit(self._clock())
             finally:

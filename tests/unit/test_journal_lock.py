@@ -149,6 +149,21 @@ def test_a_loader_holds_the_lock_for_its_whole_run(tmp_path: Path) -> None:
     again.close()
 
 
+def test_a_finished_run_frees_the_journal_even_unclosed_but_stays_readable(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    loader = Loader(StoreClient(), "account", key="code", journal=path)
+    assert loader.run(_rows(5)).done == 5
+    # Not closed, and still referenced: the run is over, so the next one may take the journal.
+    nxt = Journal.open(path, T, resume=True)
+    assert nxt.counts()["done"] == 5
+    nxt.close()
+    assert loader.journal is not None
+    assert loader.journal.counts()["done"] == 5  # the finished run's journal still answers reads
+    with pytest.raises(JournalError, match="run has ended"):
+        loader.journal.settle(1, "pending")
+    loader.close()
+
+
 # -- moving a run to a corrected URL -------------------------------------------------------------------------
 def _moved(t: Target, url: str = NEW) -> Target:
     return Target(url=url, org=t.org, entity=t.entity, mode=t.mode, key=t.key)
