@@ -12,13 +12,9 @@ may have landed. Results are committed in batches (every ``commit_every`` rows o
 result lost to a crash leaves its row pending, and ``--resume`` settles it (keyed rows by Retrieve, or by an
 idempotent re-send).
 
-File identity, in two parts:
-- at open, the input's size and the sha256 of its first and last MiB. That is O(1) for any size, survives a
-  copy or a move (mtime does not take part), and refuses any append, truncation or edit near either end;
-- per row, the CRC-32 of the record's text as read (``digest``, computed by the reader while it reads, so a
-  normal run reads the file once). ``--resume`` reads the journalled lines again and refuses the file at the
-  first line whose record differs (``verify_source``), before anything is sent. A journal without digests
-  (an older crmload) is refused: ``--restart``.
+File identity (``crmload.load.identity``): size and a head+tail sha256, checked at open, and a CRC-32 per row
+(``rows.digest``) that ``--resume`` compares with the file before anything is sent (``verify_source``). A
+journal without digests (an older crmload) is refused: ``--restart``.
 
 One connection is shared by all threads under a lock: SQLite serialises writers anyway, and the lock keeps
 batches whole.
@@ -34,7 +30,6 @@ The rows of the lost transaction are pending again, and ``--resume`` settles the
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import sqlite3
@@ -48,6 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from crmload.errors import JournalError
 from crmload.load._jfile import connect, hint, remove_db
+from crmload.load.identity import FileIdentity, file_identity, first_change
 from crmload.load.retarget import move_run
 from crmload.load.runlock import RunLock
 
@@ -72,7 +68,6 @@ CREATE TABLE IF NOT EXISTS rows (
 CREATE INDEX IF NOT EXISTS rows_state ON rows(state) WHERE state != 'done';
 CREATE INDEX IF NOT EXISTS rows_key ON rows(key) WHERE key IS NOT NULL;
 """
-_CHUNK = 1024 * 1024
 
 
 def public_url(url: str) -> str:
@@ -97,32 +92,6 @@ class Target:
     def describe(self) -> str:
         """One line for messages."""
         return f"{self.entity} in {self.org} at {self.url} ({self.mode})"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FileIdentity:
-    """The input file as the journal knows it: path (informational), size and a head+tail sha256."""
-
-    path: str
-    size: int
-    fingerprint: str
-
-    def same_content(self, other: FileIdentity) -> bool:
-        """True when size and fingerprint match; the path may differ (a moved or copied file)."""
-        return self.size == other.size and self.fingerprint == other.fingerprint
-
-
-def file_identity(path: str | os.PathLike[str]) -> FileIdentity:
-    """Return the identity of ``path``: its size and the sha256 of its first and last MiB."""
-    p = Path(path)
-    size = p.stat().st_size
-    digest = hashlib.sha256(str(size).encode())
-    with p.open("rb") as fh:
-        digest.update(fh.read(_CHUNK))
-        if size > _CHUNK:
-            fh.seek(max(_CHUNK, size - _CHUNK))
-            digest.update(fh.read(_CHUNK))
-    return FileIdentity(path=str(p.resolve()), size=size, fingerprint=digest.hexdigest())
 
 
 class Journal:
@@ -449,23 +418,15 @@ class Journal:
     def verify_source(self, records: Iterable[tuple[int, int]], name: str) -> None:
         """Refuse the input if a journalled record changed: ``records`` are its ``(line, digest)`` now.
 
-        Raises ``JournalError`` naming the first journalled line whose record is gone or differs. Lines the
-        journal does not hold (a blank line then, or rows a killed run had read but not journalled) are
-        read as new rows by the run and need no check.
+        Raises ``JournalError`` naming the first journalled line whose record is gone or differs
+        (``identity.first_change``).
         """
-        now = iter(records)
-        line, digest = 0, 0
-        for j_line, j_digest in self.digests():
-            while line < j_line:
-                line, digest = next(now, (None, None))  # type: ignore[assignment]
-                if line is None:
-                    line = j_line + 1  # the file ends before this journalled record
-            if line != j_line or digest != j_digest:
-                what = "no longer starts a record" if line != j_line else "differs"
-                raise JournalError(
-                    f"the input file changed since journal {self.path} was made: line {j_line} of {name} "
-                    f"{what}; nothing was sent. --restart to load it as a new run (or restore the file)"
-                )
+        changed = first_change(self.digests(), records)
+        if changed is not None:
+            raise JournalError(
+                f"the input file changed since journal {self.path} was made: line {changed[0]} of {name} "
+                f"{changed[1]}; nothing was sent. --restart to load it as a new run (or restore the file)"
+            )
 
     def counts(self) -> dict[str, int]:
         """Return rows per state, plus ``read`` (all rows) and ``already_present``."""
