@@ -115,6 +115,12 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--delimiter", type=_flags.delimiter, default=",", help="field delimiter (default ','; 'tab' for tab)"
     )
+    p.add_argument(
+        "--max-record-lines",
+        type=_flags.positive_int,
+        metavar="N",
+        help="most lines one quoted record may span; past it, its first line is rejected (default 1000)",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     p.add_argument("-q", "--quiet", action="count", default=0, help="less logging")
     if _auth_opts is not None:
@@ -202,7 +208,8 @@ def _load(  # noqa: PLR0917 - private step of run()
     except ConfigError as exc:
         return _usage(args, str(exc))
     spec = MapSpec.load(args.map) if args.map else None
-    source = stack.enter_context(CsvSource(src, encoding=args.encoding, delimiter=args.delimiter))
+    limits = {"max_record_lines": args.max_record_lines} if args.max_record_lines else {}
+    source = stack.enter_context(CsvSource(src, encoding=args.encoding, delimiter=args.delimiter, **limits))
     if not source.header:
         _say(args, f"{src} is empty: nothing to load")
     mapper = Mapper(args.entity, spec=spec, key=args.key)

@@ -87,6 +87,18 @@ def test_open_quote_costs_one_row_and_the_count_is_true(
         assert f"reading on at line {bad_at + 2}" in err
 
 
+def test_max_record_lines_flag_bounds_a_quoted_record(
+    crm: MockCrm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "q.csv"
+    src.write_text('name,description\nA,"open\nB,x\nC,y\n', encoding="utf-8")
+    code, summary, _ = _run(crm, capsys, src, "--max-record-lines", "2")
+    assert (code, summary["done"], summary["rejected"]) == (3, 2, 1)
+    (reject,) = _rejects(tmp_path / "q.rejects.csv")
+    assert "runs past 2 lines" in reject["crmload_error"]
+    assert main(_import(crm, src, "--max-record-lines", "0")) == 2
+
+
 def test_a_ragged_rows_rejects_file_fed_back_unfixed_is_rejected_again(
     crm: MockCrm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
