@@ -15,8 +15,9 @@ On a dialect without batches (CRM 4.0) the same calls run one request per item.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from crmload.retry import RetryPolicy
     from crmload.soap.dialect import Dialect
 
-__all__ = ["BatchOps"]
+__all__ = ["BatchOps", "BatchStats"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,46 @@ T = TypeVar("T")
 _REQUEST_TYPES = (CreateRequest, UpdateRequest, DeleteRequest, UpsertRequest)
 # Errors that belong to the run, not to an item: they stop the call instead of becoming per-item results.
 _RUN_STOPPERS = (AuthenticationError, ConfigError)
+
+
+class BatchStats:
+    """Counters for the batch calls: batches sent and their items, splits, lost answers, item faults by code.
+
+    Updated once per batch, not per record, so one lock costs nothing measurable.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._faults: Counter[str] = Counter()
+
+    def batch(self, size: int, results: Iterable[BatchResult]) -> None:
+        """Count one answered batch of ``size`` items and its items' faults (by CRM code, else error type)."""
+        faults = Counter(
+            (getattr(r, "code", None) or type(r).__name__) for r in results if isinstance(r, CrmLoadError)
+        )
+        with self._lock:
+            self._counts["batches"] += 1
+            self._counts["batch_items"] += size
+            self._faults.update(faults)
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += n
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            counts, faults = dict(self._counts), dict(self._faults)
+        batches = counts.get("batches", 0)
+        return {
+            "batches": batches,
+            "batch_items": counts.get("batch_items", 0),
+            "mean_batch_size": counts.get("batch_items", 0) / batches if batches else None,
+            "batch_splits": counts.get("splits", 0),
+            "batch_answers_lost": counts.get("lost", 0),
+            "batch_items_in_doubt": counts.get("in_doubt", 0),
+            "batch_item_faults_by_code": faults,
+        }
 
 
 class BatchOps:
@@ -64,6 +105,7 @@ class BatchOps:
         _stats: CallStats
         _policy: RetryPolicy
         _batch_limit: int
+        _batch_stats: BatchStats
 
         def _call(self, op: str, body: bytes, parse: Callable[[bytes], T], *, idempotent: bool) -> T: ...
         def create(self, entity: str, attrs: Mapping[str, object], *, id: Any = None) -> uuid.UUID: ...
@@ -225,8 +267,10 @@ class BatchOps:
             try:
                 answer = self._call("ExecuteMultiple", body, parse, idempotent=False)
             except BatchTooLargeError as exc:
+                self._batch_stats.count("splits")
                 return self._split(todo, exc)
             except ResponseLostError as exc:
+                self._batch_stats.count("lost")
                 losses += 1
                 self._batch_limit = max(1, len(todo) // 2)
                 todo, lost = self._after_loss(items, todo, exc, losses, results), True
@@ -238,6 +282,7 @@ class BatchOps:
                 return None
             for i, result in zip(todo, answer, strict=True):
                 results[i] = _settled_by_loss(items[i], result, self._stats) if lost else result
+            self._batch_stats.batch(len(todo), (results[i] for i in todo))
             todo = []
         return None
 
@@ -254,6 +299,7 @@ class BatchOps:
         for i in todo:
             if not items[i].idempotent:
                 results[i] = exc  # in doubt: maybe created, never resent
+                self._batch_stats.count("in_doubt")
             elif losses >= self._policy.max_attempts:
                 results[i] = RetryExhaustedError(
                     f"gave up after {losses} lost answers", last=exc, attempts=losses

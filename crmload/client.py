@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from crmload._batch import BatchOps
+from crmload._batch import BatchOps, BatchStats
 from crmload._client_stats import CallStats
 from crmload._errmap import FOREIGN_ERRORS, classify
 from crmload.budget import DEFAULT_PORT_BUDGET, PortBudget
@@ -152,6 +152,7 @@ class CrmClient(BatchOps):
         self._dialect = build_dialect(url, endpoint=endpoint, org=org, null_property=self._null_property)
         self._codec = self._dialect.codec
         self._batch_limit = self._dialect.capabilities.max_batch  # lowered by MaxBatchSize faults and losses
+        self._batch_stats = BatchStats()
         self._headers: dict[str, dict[str, str]] = {}  # per operation, built once
         self._limiter = CallLimiter(_rate_limit(rate, self._budget), self._budget, clock=clock, sleep=sleep)
         # A pool larger than the default burst should not queue on its own warm-up.
@@ -344,6 +345,7 @@ class CrmClient(BatchOps):
             connect_window_s=wire["connect_window_s"],
             port_budget_per_s=self._budget.per_second,
         )
+        out.update(self._batch_stats.snapshot())
         return out
 
     # --- the operation pipeline -----------------------------------------------------------------------------

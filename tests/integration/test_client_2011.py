@@ -67,6 +67,7 @@ def test_create_many_is_one_request_with_one_result_per_record(crm: MockCrm) -> 
         stats = client.stats()
     assert _soap_requests(crm) - before == 1
     assert stats["calls_by_op"] == {"ExecuteMultiple": 1}
+    assert (stats["batches"], stats["batch_items"], stats["mean_batch_size"]) == (1, 1000, 1000.0)
     stored = {uuid.UUID(r["accountid"]): r["name"] for r in crm.records("account")}
     assert len(stored) == 1000
     assert [stored[r] for r in results] == [r["name"] for r in records]  # type: ignore[index]
@@ -86,6 +87,7 @@ def test_bad_items_cost_their_own_row_only(crm: MockCrm) -> None:
         assert isinstance(results[4], RecordNotFound)
         assert all(isinstance(results[i], uuid.UUID) for i in (0, 1, 3, 5))
         assert len(crm.records("account")) == 4
+        assert client.stats()["batch_item_faults_by_code"] == {"0x80040217": 2}
         stopped = client.execute_multiple(requests, continue_on_error=False)
     assert all(isinstance(r, uuid.UUID) for r in stopped[:2])
     assert isinstance(stopped[2], RecordNotFound)
@@ -98,6 +100,8 @@ def test_max_batch_size_fault_splits_and_every_item_lands_once(crm_factory: Call
     with _client(server.url2011) as client:
         results = client.create_many("account", [{"name": f"a{i}"} for i in range(1000)])
         again = client.create_many("account", [{"name": f"b{i}"} for i in range(500)])
+        stats = client.stats()
+    assert (stats["batch_splits"], stats["batches"], stats["mean_batch_size"]) == (1, 6, 250.0)
     assert all(isinstance(r, uuid.UUID) for r in results + again)
     names = Counter(r["name"] for r in server.records("account"))
     assert len(names) == 1500
@@ -117,12 +121,15 @@ def test_lost_answers_resend_keyed_items_and_leave_unkeyed_in_doubt(
     ) as client:
         keyed = client.create_many("account", [{"name": f"k{i}"} for i in range(60)], ids=keyed_ids)
         unkeyed = client.create_many("account", [{"name": f"u{i}"} for i in range(60)])
+        stats = client.stats()
     assert server.stats()["faults_by_kind"].get("reset_after_commit", 0) > 0
     assert keyed == keyed_ids  # every keyed row done, exactly once
     stored = Counter(r["name"] for r in server.records("account"))
     assert set(stored.values()) == {1}  # nothing duplicated
     in_doubt = [i for i, r in enumerate(unkeyed) if isinstance(r, ResponseLostError)]
     assert in_doubt  # the seed loses some answers
+    assert stats["batch_items_in_doubt"] == len(in_doubt)
+    assert stats["batch_answers_lost"] == server.stats()["faults_by_kind"]["reset_after_commit"]
     # The mock commits before it resets, so every in-doubt create did land, once, and was never resent.
     assert all(f"u{i}" in stored for i in in_doubt)
     assert len(stored) == 120
