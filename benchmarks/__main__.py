@@ -29,7 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-netns", action="store_true", help="do not isolate runs in network namespaces")
     p.add_argument("--report-only", action="store_true", help="only render BENCHMARKS.md from existing JSON")
     p.add_argument("--no-report", action="store_true", help="do not render BENCHMARKS.md after running")
+    p.add_argument(
+        "--chaos", action="store_true", help="only the exactly-once chaos run (issue 14): chaos.json"
+    )
     args = p.parse_args(argv)
+    if args.chaos:
+        from benchmarks import chaos
+
+        print(f"wrote {chaos.main(args.out, quick=args.quick or args.smoke)}")
+        return 0
     if not args.report_only:
         use_ns, reason = (False, "disabled with --no-netns") if args.no_netns else scenarios.netns_state()
         scratch = Path(tempfile.mkdtemp(prefix="crmbench-"))
