@@ -216,4 +216,6 @@ def check(crm_type: str, limits: AttrLimits | None, value: Any) -> str | None:  
         return None
     if isinstance(number, float):
         number = Decimal(str(number))
+    if isinstance(number, Decimal) and number.is_nan():
+        return "not a number (NaN)"  # compared with a bound, a NaN raises decimal.InvalidOperation
     return _number(limits, number)
