@@ -39,7 +39,7 @@ from crmload.types import Lookup, Money, Picklist, Status
 
 # Modest counts: the whole unit suite stays a few seconds. No example database: nothing written to the tree.
 FAST = settings(max_examples=150, deadline=None, database=None)
-RUNS = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+RUNS = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 # -- mapping ---------------------------------------------------------------------------------------------
 
