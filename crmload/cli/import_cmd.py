@@ -254,13 +254,11 @@ def _load(  # noqa: PLR0917 - private step of run()
     if args.temp_journal:
         summary.journal = None
     print(summary.to_json() if args.json else summary.render(), flush=True)
+    resume = "--resume continues the run" if summary.journal else "no journal was kept: run again"
     if summary.fatal:
-        print(f"crmload: error: {summary.fatal}; --resume continues the run", file=sys.stderr)
+        print(f"crmload: error: {summary.fatal}; {resume}", file=sys.stderr)
     elif summary.interrupted:
-        print(
-            f"crmload: error: interrupted; {summary.pending} rows pending, --resume continues",
-            file=sys.stderr,
-        )
+        print(f"crmload: error: interrupted with {summary.pending} rows pending; {resume}", file=sys.stderr)
     return summary.exit_code
 
 

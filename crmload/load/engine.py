@@ -476,7 +476,10 @@ class Loader:
             already_present=counts["already_present"],
             skipped_from_journal=self._skipped,
             duration_s=round(elapsed, 3),
-            records_per_s=round((counts["read"] - self._skipped) / elapsed, 1),
+            # Rows this run settled; rows left pending by a stop were read, not loaded.
+            records_per_s=round(
+                (counts["done"] + counts["rejected"] + counts["in_doubt"] - self._skipped) / elapsed, 1
+            ),
             client=client_numbers(stats) if stats else {},
             in_doubt_lines=in_doubt_lines,
             in_doubt_lines_truncated=len(in_doubt_lines) < counts["in_doubt"],

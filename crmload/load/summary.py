@@ -195,7 +195,8 @@ class Summary:
         if self.fatal:
             lines.append(f"  stopped: {self.fatal}")
         if self.interrupted:
-            lines.append(f"  interrupted: {self.pending} rows pending; --resume continues the run")
+            resume = "; --resume continues the run" if self.journal else " (no journal kept: run again)"
+            lines.append(f"  interrupted: {self.pending} rows pending{resume}")
         return "\n".join(lines + _source_warnings(self.source))
 
 

@@ -78,7 +78,7 @@ def test_sigint_prints_the_summary_leaves_the_rest_pending_and_exits_130(tmp_pat
         assert proc.returncode == 130, err
         assert "Traceback" not in err
         assert [line for line in err.splitlines() if line.startswith("crmload: error:")] == [
-            line for line in err.splitlines() if "interrupted;" in line
+            line for line in err.splitlines() if "interrupted with" in line and "--resume continues" in line
         ]
         summary = json.loads(out)
         assert summary["interrupted"] is True

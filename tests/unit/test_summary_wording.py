@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 from crmload._waits import WaitUnion
+from crmload.errors import AuthenticationError, RetryExhaustedError
+from crmload.load import Loader
 from crmload.load.summary import Summary, client_numbers
 from crmload.throttle import CallLimiter, RateLimit
 
@@ -95,7 +98,51 @@ def test_one_socket_is_singular() -> None:
 
 
 def test_interrupted_run_exits_130_with_the_rest_pending() -> None:
-    summary = Summary(entity="account", mode="create", read=10, done=4, pending=6, interrupted=True)
+    summary = Summary(
+        entity="account",
+        mode="create",
+        read=10,
+        done=4,
+        pending=6,
+        interrupted=True,
+        journal="in.csv.crmload.sqlite",
+    )
     assert summary.exit_code == 130
     assert "6 rows pending; --resume continues" in summary.render()
     assert json.loads(summary.to_json())["interrupted"] is True
+
+
+class _StopsAtRow:
+    """A client whose creates succeed until a given row, then are refused for good (a run-level fault)."""
+
+    url = "http://fake.invalid/MSCRMServices/2007/CrmService.asmx"
+    org = "Fake"
+
+    def __init__(self, stop_at: str) -> None:
+        self.stop_at = stop_at
+        self.created = 0
+
+    def create(self, entity: str, attrs: dict[str, object], *, id: object = None) -> uuid.UUID:
+        if attrs.get("name") == self.stop_at:
+            raise RetryExhaustedError("gave up", last=AuthenticationError("401"), attempts=8)
+        self.created += 1
+        return uuid.uuid4()
+
+    def stats(self) -> dict[str, object]:
+        return {}
+
+
+def test_records_per_second_counts_rows_settled_not_rows_left_pending() -> None:
+    ticks = iter([0.0])
+    client = _StopsAtRow("N50")
+    loader = Loader(client, "account", workers=1, batch_size=10, clock=lambda: next(ticks, 10.0))
+    rows = [{"name": f"N{i}"} for i in range(200)]
+    try:
+        summary = loader.run(rows)
+    finally:
+        loader.close()
+    assert summary.fatal
+    assert summary.pending > 0
+    settled = summary.done + summary.rejected + summary.in_doubt
+    assert settled == client.created == 50
+    assert summary.records_per_s == settled / 10.0
