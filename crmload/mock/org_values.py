@@ -52,7 +52,10 @@ A = ns.XRM2011
 _NIL = ns.qn(ns.XSI, "nil")
 _EMPTY = uuid.UUID(int=0)
 _KVP = "KeyValuePairOfstringanyType"
-_KEY_NS = (ns.XRM2011, ns.XRM71)
+_KVP_TAGS = frozenset({ns.qn(ns.XRM2011, _KVP), ns.qn(ns.XRM71, _KVP)})
+_KEY_TAG = ns.qn(ns.COLLECTIONS, "key")
+_VALUE_TAG = ns.qn(ns.COLLECTIONS, "value")
+_ENTITY_PARTS = {ns.qn(ns.XRM2011, n): n for n in ("Attributes", "Id", "KeyAttributes", "LogicalName")}
 
 _WIRE: dict[tuple[str, str], frozenset[str]] = {
     (ns.XSD, "string"): frozenset({"String", "EntityNameReference", "State", "PartyList"}),
@@ -99,14 +102,20 @@ def _pairs(parent: etree._Element | None) -> list[tuple[str, etree._Element | No
     out: list[tuple[str, etree._Element | None]] = []
     if parent is None:
         return out
+    # One pass over the children by tag comparison: this runs for every attribute of every batch item.
     for kvp in parent.iterchildren(tag=etree.Element):
-        qn = etree.QName(kvp)
-        if qn.localname != _KVP or qn.namespace not in _KEY_NS:
+        if kvp.tag not in _KVP_TAGS:
             raise invalid(f"Unexpected element {kvp.tag!r} in {etree.QName(parent).localname}.")
-        key = text_of(child(kvp, ns.COLLECTIONS, "key"))
+        key: str | None = None
+        value: etree._Element | None = None
+        for part in kvp.iterchildren(_KEY_TAG, _VALUE_TAG):
+            if part.tag == _KEY_TAG:
+                key = part.text
+            elif value is None:
+                value = part
         if not key:
             raise invalid(f"A {_KVP} in {etree.QName(parent).localname} has no key.")
-        out.append((key.strip(), child(kvp, ns.COLLECTIONS, "value")))
+        out.append((key.strip(), value))
     return out
 
 
@@ -188,16 +197,19 @@ def parse_entity(el: etree._Element | None, metadata: Metadata, resolve: KeyReso
     """Read an ``Entity`` (Attributes, Id, KeyAttributes, LogicalName) against the metadata."""
     if el is None:
         raise invalid("Required element 'entity' is missing.")
-    meta = entity_meta(metadata, text_of(child(el, A, "LogicalName")))
+    parts: dict[str, etree._Element] = {}
+    for part in el.iterchildren(*_ENTITY_PARTS):
+        parts.setdefault(_ENTITY_PARTS[part.tag], part)
+    meta = entity_meta(metadata, text_of(parts.get("LogicalName")))
     attrs = {
         name.lower(): _typed(metadata, meta, name.lower(), value_el, resolve)
-        for name, value_el in _pairs(child(el, A, "Attributes"))
+        for name, value_el in _pairs(parts.get("Attributes"))
     }
-    rid = _guid_or_none(text_of(child(el, A, "Id")), "Entity Id")
+    rid = _guid_or_none(text_of(parts.get("Id")), "Entity Id")
     key = attrs.get(meta.primary_key)
     if rid is None and key is not None and isinstance(key.value, uuid.UUID):
         rid = key.value
-    keys = _key_attributes(metadata, child(el, A, "KeyAttributes"), meta)
+    keys = _key_attributes(metadata, parts.get("KeyAttributes"), meta)
     return OrgEntity(meta=meta, attrs=attrs, id=rid, keys=keys)
 
 
