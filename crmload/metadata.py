@@ -29,7 +29,7 @@ Example::
     'String'
 
 CRM type names: String, CrmNumber, CrmFloat, CrmDecimal, CrmMoney, CrmBoolean, CrmDateTime, Lookup, Customer,
-Owner, Picklist, Status, State, Key, UniqueIdentifier, EntityNameReference, PartyList.
+Owner, Picklist, Status, State, Key, UniqueIdentifier, EntityNameReference, PartyList, MultiPicklist.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ CRM_TYPES = frozenset(
         "UniqueIdentifier",
         "EntityNameReference",
         "PartyList",
+        "MultiPicklist",  # a multi-select option set (9.0+, Organization service only)
     }
 )
 

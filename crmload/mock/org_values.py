@@ -10,6 +10,7 @@ endpoint reads back the same through the other. Wire types and the CRM types the
 xs:string                          String, EntityNameReference, State, PartyList
 xs:int / xs:double / xs:decimal    CrmNumber / CrmFloat / CrmDecimal
 xs:boolean / xs:dateTime           CrmBoolean / CrmDateTime (kept as sent)
+OptionSetValueCollection (9.0)     MultiPicklist
 ser:guid                           UniqueIdentifier, Key
 a:OptionSetValue                   Picklist, Status, State
 a:Money                            CrmMoney
@@ -55,6 +56,8 @@ _KVP = "KeyValuePairOfstringanyType"
 _KVP_TAGS = frozenset({ns.qn(ns.XRM2011, _KVP), ns.qn(ns.XRM71, _KVP)})
 _KEY_TAG = ns.qn(ns.COLLECTIONS, "key")
 _VALUE_TAG = ns.qn(ns.COLLECTIONS, "value")
+_OPTION_TAGS = (ns.qn(ns.XRM90, "OptionSetValue"), ns.qn(ns.XRM2011, "OptionSetValue"))
+_OPTION_VALUE = ns.qn(ns.XRM2011, "Value")
 _ENTITY_PARTS = {ns.qn(ns.XRM2011, n): n for n in ("Attributes", "Id", "KeyAttributes", "LogicalName")}
 
 _WIRE: dict[tuple[str, str], frozenset[str]] = {
@@ -68,6 +71,7 @@ _WIRE: dict[tuple[str, str], frozenset[str]] = {
     (A, "OptionSetValue"): frozenset({"Picklist", "Status", "State"}),
     (A, "Money"): frozenset({"CrmMoney"}),
     (A, "EntityReference"): frozenset({"Lookup", "Customer", "Owner"}),
+    (ns.XRM90, "OptionSetValueCollection"): frozenset({"MultiPicklist"}),
 }
 
 #: Resolves (entity, key attribute values) to the id of an existing record, or raises the fault.
@@ -153,7 +157,13 @@ def _typed(
     if wire == (A, "EntityReference"):
         entity, rid = parse_reference(value_el, metadata, resolve)
         return Value(declared, rid, entity)
-    text = text_of(child(value_el, A, "Value")) if wire[0] == A else value_el.text or ""
+    if wire[1] == "OptionSetValueCollection":
+        # Items are OptionSetValue elements (9.0 or 2011 namespace, as clients differ) holding a Value.
+        text = ",".join(
+            (o.findtext(_OPTION_VALUE) or "").strip() for o in value_el.iterchildren(*_OPTION_TAGS)
+        )
+    else:
+        text = text_of(child(value_el, A, "Value")) if wire[0] == A else value_el.text or ""
     if text is None:
         raise invalid(f"The {wire[1]} of '{name}' has no Value.")
     # A 2011 state is an option value (2007 sends its label): keep the int.
@@ -239,6 +249,9 @@ def render_value(v: Value) -> str:
     t = v.type
     if t in ("Picklist", "Status") or (t == "State" and isinstance(v.value, int)):
         return f'<b:value i:type="a:OptionSetValue"><a:Value>{int(v.value)}</a:Value></b:value>'
+    if t == "MultiPicklist":
+        items = "".join(f"<h:OptionSetValue><a:Value>{int(o)}</a:Value></h:OptionSetValue>" for o in v.value)
+        return f'<b:value i:type="h:OptionSetValueCollection" xmlns:h="{ns.XRM90}">{items}</b:value>'
     if t == "CrmMoney":
         return f'<b:value i:type="a:Money"><a:Value>{Decimal(v.value)}</a:Value></b:value>'
     if t in ("Lookup", "Customer", "Owner"):

@@ -84,6 +84,8 @@ def convert(crm_type: str, text: str | None, ref: str | None = None) -> Value:  
             return Value(crm_type, dec)
         if crm_type == "CrmBoolean":
             return Value(crm_type, _bool(text))
+        if crm_type == "MultiPicklist":  # the options, comma-separated (2011 sends a collection)
+            return Value(crm_type, tuple(int(p) for p in text.split(",") if p.strip()))
         if crm_type in _GUIDS:
             return Value(crm_type, uuid.UUID(text.strip().strip("{}")), ref if crm_type in _REFS else None)
     except (ValueError, InvalidOperation) as exc:
@@ -100,6 +102,8 @@ def to_json(v: Value) -> Any:
         return {"type": v.ref, "id": str(v.value)}
     if isinstance(v.value, (Decimal, uuid.UUID)):
         return str(v.value)
+    if isinstance(v.value, tuple):
+        return list(v.value)
     return v.value
 
 
@@ -109,6 +113,8 @@ def _text(v: Value) -> str:
         return "true" if val else "false"
     if isinstance(val, float):
         return repr(val)
+    if isinstance(val, tuple):
+        return ",".join(map(str, val))
     # A raw CR would be normalised to LF by the client's XML parser; a character reference survives.
     return escape(str(val), _CR)
 
