@@ -1,4 +1,5 @@
-"""A mock CRM 4.0 server for tests, benchmarks and rehearsals: a real HTTP/1.1 keep-alive SOAP endpoint.
+"""A mock CRM server for tests, benchmarks and rehearsals: a real HTTP/1.1 keep-alive server speaking the CRM
+4.0 2007 endpoint and the Organization service (``/XRMServices/2011/Organization.svc/web``) over one store.
 
 Example::
 
@@ -6,6 +7,7 @@ Example::
 
     with MockCrm(org="Contoso", faults=FaultPlan(busy_rate=0.05, seed=1)) as crm:
         print(crm.url)          # http://127.0.0.1:PORT/MSCRMServices/2007/CrmService.asmx
+        print(crm.url2011)      # http://127.0.0.1:PORT/XRMServices/2011/Organization.svc/web
         ...
         print(crm.stats()["connections_accepted"], crm.records("account"))
 """

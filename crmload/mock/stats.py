@@ -70,7 +70,7 @@ class Stats:
             if reply.fault_code:
                 self.crm_faults_by_code[reply.fault_code] += 1
             self.requests_by_dialect.setdefault(reply.dialect, Counter())[label] += 1
-            self.items_by_op.update(reply.items or {reply.op: 1})
+            self.items_by_op.update(reply.items if reply.items is not None else {reply.op: 1})
             self.item_faults_by_code.update(reply.item_faults or {})
             if reply.batch_size is not None:
                 self.batch_sizes[reply.batch_size] += 1
