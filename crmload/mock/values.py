@@ -9,13 +9,16 @@ Python value (None means null) and ``ref`` the target entity of a Lookup/Custome
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 _CR = {"\r": "&#13;"}
+_ZONED = re.compile(r"T.*(?:[Zz]|[+-]\d\d:\d\d)$")
 
 __all__ = ["PROPERTY_TYPES", "BadValue", "Value", "convert", "render_dynamic", "render_typed", "to_json"]
 
@@ -90,8 +93,24 @@ def convert(crm_type: str, text: str | None, ref: str | None = None) -> Value:  
             return Value(crm_type, uuid.UUID(text.strip().strip("{}")), ref if crm_type in _REFS else None)
     except (ValueError, InvalidOperation) as exc:
         raise BadValue(f"'{text}' is not a valid {crm_type}") from exc
+    if crm_type == "CrmDateTime":
+        return Value(crm_type, utc_text(text))
     # String, CrmDateTime (a string in the CRM 4.0 schema), State, EntityNameReference, PartyList.
     return Value(crm_type, text)
+
+
+def utc_text(text: str) -> str:
+    """Return a date-time that carries a zone (``Z`` or ``+hh:mm``) as UTC ``...Z``, as CRM stores it; text
+    without a zone (user-local in CRM 4.0) or that does not parse is kept as sent. So a record sent with an
+    offset through 2007 and in UTC through 2011 is stored the same."""
+    t = text.strip()
+    if not _ZONED.search(t):
+        return text
+    try:
+        when = datetime.fromisoformat(t[:-1] + "+00:00" if t[-1] in "Zz" else t)
+    except ValueError:
+        return text
+    return when.astimezone(timezone.utc).replace(tzinfo=None).isoformat() + "Z"
 
 
 def to_json(v: Value) -> Any:

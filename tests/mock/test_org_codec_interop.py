@@ -107,3 +107,44 @@ def test_max_batch_size_fault_reaches_the_codec(crm_factory: Any) -> None:
         codec.parse_execute_multiple(reply.body, requests)
     assert info.value.max_batch_size == 2
     assert crm.records("account") == []
+
+
+def test_same_record_through_both_endpoints_is_stored_the_same(org: MockCrm) -> None:
+    """What acceptance 1 compares: a record loaded through 2007 and through 2011 is equal field by field
+    (CRM keeps date-times in UTC, so an offset sent through 2007 and ``Z`` sent through 2011 meet)."""
+    from crmload.soap.codec2007 import Codec2007
+    from tests.mock.helpers import connect
+    from tests.mock.helpers import post as post2007
+
+    parent = uuid.uuid4()
+    Codec2011().parse_create(
+        _send(org, "Create", Codec2011().build_create("account", {"name": "P"}, parent)).body
+    )
+    cest = dt.timezone(dt.timedelta(hours=2))
+    attrs: dict[str, object] = {
+        "name": "Same \u00e9 & <co>",
+        "numberofemployees": 7,
+        "exchangerate": Decimal("1.25"),
+        "creditonhold": False,
+        "lastusedincampaign": dt.datetime(2024, 6, 1, 12, 30, tzinfo=cest),
+        "industrycode": Picklist(3),
+        "revenue": Money(Decimal("99.5")),
+        "parentaccountid": Lookup("account", parent),
+    }
+    ids = (uuid.uuid4(), uuid.uuid4())
+    old = Codec2007(org="Contoso")
+    conn = connect(org)
+    try:
+        reply = post2007(
+            conn, "Create", old.build_create("account", attrs, ids[0]), action=old.soap_action("Create")
+        )
+    finally:
+        conn.close()
+    assert reply.status == 200, reply.body
+    _send(org, "Create", Codec2011().build_create("account", attrs, ids[1]))
+    records = {r["accountid"]: r for r in org.records("account")}
+    via_2007, via_2011 = (dict(records[str(i)]) for i in ids)
+    for rec in (via_2007, via_2011):
+        rec.pop("accountid")
+    assert via_2007 == via_2011
+    assert via_2011["lastusedincampaign"] == "2024-06-01T10:30:00Z"
