@@ -208,7 +208,11 @@ class BatchOps:
     # --- execute_multiple -----------------------------------------------------------------------------------
 
     def execute_multiple(
-        self, requests: Iterable[BatchRequest], *, continue_on_error: bool = True
+        self,
+        requests: Iterable[BatchRequest],
+        *,
+        continue_on_error: bool = True,
+        batch_size: int | None = None,
     ) -> list[BatchResult]:
         """Run write requests and return one result per request, in order: an id, None, or its typed error.
 
@@ -216,25 +220,29 @@ class BatchOps:
             requests: ``CreateRequest``/``UpdateRequest``/``DeleteRequest``/``UpsertRequest`` items.
             continue_on_error: go on after a faulted item (each item is its own transaction). When False,
                 the items after the first fault are ``ItemNotRunError``.
+            batch_size: the most items per request (None: the endpoint's largest batch). A MaxBatchSize
+                fault or a lost answer lowers it further for this client.
 
         An item's error is its own (e.g. ``DuplicateRecord``); a lost answer makes unkeyed creates
         ``ResponseLostError`` (in doubt). Authentication and configuration errors are raised.
         """
         items = list(requests)
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)):
+            raise ConfigError(f"batch_size must be a positive int or None, not {batch_size!r}")
+        if batch_size is not None and batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive int or None, not {batch_size!r}")
         for request in items:
             if not isinstance(request, _REQUEST_TYPES):
                 raise ConfigError(f"not a batch request: {type(request).__name__}")
         if self._dialect.capabilities.max_batch <= 1:
             return self._one_by_one(items, continue_on_error)
         results: dict[int, BatchResult] = {}
-        chunks = deque(self._chunks(list(range(len(items)))))
+        chunks = deque(self._chunks(list(range(len(items))), batch_size))
         stopped = False
         while chunks:
             chunk = chunks.popleft()
             if stopped:
-                results.update(
-                    (i, ItemNotRunError(f"item {i} was not run: an earlier item faulted")) for i in chunk
-                )
+                results.update((i, _not_run(i)) for i in chunk)
                 continue
             split = self._run_chunk(items, chunk, continue_on_error, results)
             if split:
@@ -243,8 +251,10 @@ class BatchOps:
             stopped = not continue_on_error and any(isinstance(results[i], CrmLoadError) for i in chunk)
         return [results[i] for i in range(len(items))]
 
-    def _chunks(self, indices: list[int]) -> list[list[int]]:
-        size = max(1, min(self._batch_limit, self._dialect.capabilities.max_batch))
+    def _chunks(self, indices: list[int], wanted: int | None = None) -> list[list[int]]:
+        size = max(
+            1, min(self._batch_limit, self._dialect.capabilities.max_batch, wanted or self._batch_limit)
+        )
         return [indices[i : i + size] for i in range(0, len(indices), size)]
 
     def _run_chunk(
@@ -348,6 +358,10 @@ class BatchOps:
             self.delete(request.entity, request.id)
             return None
         return self.upsert(request.entity, request.attrs, id=request.id, keys=request.keys)
+
+
+def _not_run(index: int) -> ItemNotRunError:
+    return ItemNotRunError(f"item {index} was not run: an earlier item faulted and the batch stopped")
 
 
 def _settled_by_loss(request: BatchRequest, result: BatchResult, stats: CallStats) -> BatchResult:

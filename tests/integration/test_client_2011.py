@@ -16,6 +16,7 @@ import pytest
 from crmload import CrmClient, RetryPolicy
 from crmload.batch import CreateRequest, DeleteRequest, UpdateRequest, UpsertRequest
 from crmload.errors import (
+    ConfigError,
     DuplicateRecord,
     ItemNotRunError,
     RecordNotFound,
@@ -192,3 +193,19 @@ def test_the_same_batch_calls_run_one_by_one_on_2007(crm: MockCrm) -> None:
     assert mixed == [None, uuid.UUID(int=78)]
     assert _soap_requests(crm) - before >= 5 + 1 + 2 + 2
     assert sorted(r["name"] for r in crm.records("account")) == ["u", "x0", "x1", "x2"]
+
+
+def test_batch_size_caps_each_request(crm: MockCrm) -> None:
+    before = _soap_requests(crm)
+    with _client(crm.url2011) as client:
+        results = client.execute_multiple(
+            [CreateRequest("account", {"name": f"s{i}"}) for i in range(25)], batch_size=10
+        )
+        stats = client.stats()
+        with pytest.raises(ConfigError):
+            client.execute_multiple([], batch_size=0)
+        with pytest.raises(ConfigError):
+            client.execute_multiple([object()])  # type: ignore[list-item]
+    assert all(isinstance(r, uuid.UUID) for r in results)
+    assert _soap_requests(crm) - before == 3
+    assert (stats["batches"], stats["batch_items"]) == (3, 25)

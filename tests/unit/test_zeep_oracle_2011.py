@@ -4,13 +4,8 @@ Equivalence is Canonical XML 2.0 with rewritten prefixes and QName-aware ``i:typ
 ``test_zeep_oracle.py``, applied to the operation element inside the Body (the WSDL's only binding is the
 SOAP 1.2 one; ``/web`` is SOAP 1.1, so the envelopes differ by design).
 
-The saved WSDL is a CRM 2013/2015 (6.x/7.0) ``singleWsdl``. Two things a real server of that era and later
-knows are not in it, and are added here, each by the DataContract rules the SDK's classes follow:
-- the request and response classes (``CreateRequest``, ``ExecuteMultipleRequest``, ``WhoAmIRequest``...),
-  which the service declares as known types of ``OrganizationRequest``/``OrganizationResponse`` with no
-  members of their own;
-- 7.1's ``KeyAttributes`` (Entity and EntityReference, after ``Id``) with its ``KeyAttributeCollection``, and
-  9.0's ``OptionSetValueCollection`` (ORG-SERVICE-BATCHES.md §4, CRM-PROTOCOL.md §2.3).
+The saved WSDL is a CRM 2013/2015 (6.x/7.0) ``singleWsdl``; ``crmload.soap.wsdl2011.org_service_wsdl`` adds
+the request/response classes and the 7.1/9.0 types it predates, by the SDK's DataContract rules.
 """
 
 from __future__ import annotations
@@ -49,56 +44,13 @@ pytestmark = pytest.mark.skipif(not WSDL.is_file(), reason=f"reference WSDL not 
 XSI_TYPE = f"{{{XSI}}}type"
 GUID = UUID("a1b2c3d4-0000-0000-0000-000000000001")
 GUID2 = UUID("a1b2c3d4-0000-0000-0000-000000000002")
-_EMPTY = "<xs:sequence/>"
-_REQUESTS = ("Create", "Update", "Delete", "Retrieve", "RetrieveMultiple", "Upsert", "ExecuteMultiple")
-_RESPONSES = ("Create", "Update", "Delete", "Retrieve", "RetrieveMultiple", "Upsert", "ExecuteMultiple")
-
-
-def _derived(name: str, base: str) -> str:
-    return (
-        f'<xs:complexType name="{name}" xmlns:q0="{XRM2011}"><xs:complexContent mixed="false">'
-        f'<xs:extension base="q0:{base}">{_EMPTY}</xs:extension></xs:complexContent></xs:complexType>'
-    )
-
-
-def _patched_wsdl(tmp: Path) -> Path:
-    text = WSDL.read_text(encoding="utf-8")
-    contracts = "".join(_derived(f"{n}Request", "OrganizationRequest") for n in _REQUESTS)
-    contracts += "".join(_derived(f"{n}Response", "OrganizationResponse") for n in _RESPONSES)
-    crm = _derived("WhoAmIRequest", "OrganizationRequest") + _derived(
-        "WhoAmIResponse", "OrganizationResponse"
-    )
-    for ns, extra in ((XRM2011, contracts), (CRM2011, crm)):
-        opening = text.index(f'targetNamespace="{ns}"')
-        end = text.index(">", opening) + 1
-        text = text[:end] + extra + text[end:]
-    text = text.replace(
-        '<xs:element minOccurs="0" name="Id" type="ser:guid"/><xs:element minOccurs="0" name="LogicalName"',
-        '<xs:element minOccurs="0" name="Id" type="ser:guid"/><xs:element minOccurs="0" name="KeyAttributes" '
-        f'nillable="true" type="q71:KeyAttributeCollection" xmlns:q71="{XRM71}"/>'
-        '<xs:element minOccurs="0" name="LogicalName"',
-    )
-    extra_schemas = (
-        f'<xs:schema elementFormDefault="qualified" targetNamespace="{XRM71}" '
-        f'xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:g="{COLLECTIONS}">'
-        '<xs:complexType name="KeyAttributeCollection"><xs:sequence><xs:element minOccurs="0" '
-        'maxOccurs="unbounded" name="KeyValuePairOfstringanyType" type="g:KeyValuePairOfstringanyType"/>'
-        "</xs:sequence></xs:complexType></xs:schema>"
-        f'<xs:schema elementFormDefault="qualified" targetNamespace="{XRM90}" '
-        f'xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:a="{XRM2011}">'
-        '<xs:complexType name="OptionSetValueCollection"><xs:sequence><xs:element minOccurs="0" '
-        'maxOccurs="unbounded" name="OptionSetValue" nillable="true" type="a:OptionSetValue"/>'
-        "</xs:sequence></xs:complexType></xs:schema>"
-    )
-    text = text.replace("</wsdl:types>", extra_schemas + "</wsdl:types>")
-    out = tmp / "org2011-patched.wsdl"
-    out.write_text(text, encoding="utf-8")
-    return out
 
 
 @pytest.fixture(scope="module")
 def patched(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _patched_wsdl(tmp_path_factory.mktemp("wsdl"))
+    from crmload.soap.wsdl2011 import org_service_wsdl
+
+    return org_service_wsdl(WSDL, tmp_path_factory.mktemp("wsdl"))
 
 
 @pytest.fixture(scope="module")
