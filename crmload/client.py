@@ -207,6 +207,11 @@ class CrmClient(BatchOps):
         """What the endpoint can do: largest batch, upsert, alternate keys."""
         return self._dialect.capabilities
 
+    @property
+    def batch_limit(self) -> int:
+        """The largest batch sent now: the endpoint's, lowered by MaxBatchSize faults and lost answers."""
+        return self._batch_limit
+
     def __repr__(self) -> str:
         return f"CrmClient({self.url!r}, org={self.org!r})"
 

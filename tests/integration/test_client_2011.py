@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from crmload import CrmClient, RetryPolicy
+from crmload import Bearer, CrmClient, RetryPolicy
 from crmload.batch import CreateRequest, DeleteRequest, UpdateRequest, UpsertRequest
 from crmload.errors import (
+    AuthenticationError,
     ConfigError,
     DuplicateRecord,
     ItemNotRunError,
@@ -103,6 +104,7 @@ def test_max_batch_size_fault_splits_and_every_item_lands_once(crm_factory: Call
         again = client.create_many("account", [{"name": f"b{i}"} for i in range(500)])
         stats = client.stats()
     assert (stats["batch_splits"], stats["batches"], stats["mean_batch_size"]) == (1, 6, 250.0)
+    assert client.batch_limit == 250
     assert all(isinstance(r, uuid.UUID) for r in results + again)
     names = Counter(r["name"] for r in server.records("account"))
     assert len(names) == 1500
@@ -209,3 +211,12 @@ def test_batch_size_caps_each_request(crm: MockCrm) -> None:
     assert all(isinstance(r, uuid.UUID) for r in results)
     assert _soap_requests(crm) - before == 3
     assert (stats["batches"], stats["batch_items"]) == (3, 25)
+
+
+def test_bearer_tokens_and_a_refused_batch(crm_factory: Callable[..., MockCrm]) -> None:
+    server = crm_factory(tokens=["good-token"])
+    with _client(server.url2011, auth=Bearer("good-token")) as client:
+        assert client.create_many("account", [{"name": "a"}, {"name": "b"}])[0] is not None
+    with _client(server.url2011, auth=Bearer("bad-token")) as client, pytest.raises(AuthenticationError):
+        client.create_many("account", [{"name": "c"}])  # belongs to the run: raised, not a per-item result
+    assert sorted(r["name"] for r in server.records("account")) == ["a", "b"]
