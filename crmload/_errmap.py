@@ -27,7 +27,7 @@ from crmload.errors import (
     PortExhaustedError,
     ProtocolError,
     ResponseLostError,
-    TransportError,
+    TlsError,
 )
 
 __all__ = ["FOREIGN_ERRORS", "PORT_ERRNOS", "classify", "map_transport_errors"]
@@ -110,6 +110,8 @@ def classify(exc: BaseException, what: str = "request") -> CrmLoadError:
         return PortExhaustedError(f"{what}: no free local port (errno {code}): {detail}", errno=code)
     if code in _CONNECT_ERRNOS:
         return ConnectError(f"{what}: connect failed: {detail}", errno=code)
+    if _in_handshake(chain):
+        return _handshake_failure(chain, what, detail, code)
     for kinds, label, make in _RULES:
         if _has(chain, kinds):
             return make(f"{what}: {label}: {detail}", code)
@@ -117,11 +119,43 @@ def classify(exc: BaseException, what: str = "request") -> CrmLoadError:
     return ResponseLostError(f"{what}: failed after sending: {detail}", errno=code)
 
 
-def _certificate_failure(message: str, code: int | None) -> CrmLoadError:
-    # Not a ConnectError: retrying a certificate that does not verify only repeats the refusal.
-    err = TransportError(message, errno=code)
-    err.phase = "connect"
-    return err
+#: Handshake failures that may pass on a new connection: the peer was slow or dropped us mid-handshake.
+_TRANSIENT_IN_HANDSHAKE: tuple[type[BaseException], ...] = (
+    TimeoutError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+    ssl.SSLEOFError,
+    ssl.SSLZeroReturnError,
+)
+
+
+def _in_handshake(chain: list[BaseException]) -> bool:
+    """True when the failure happened in the TLS handshake, which comes before a single request byte.
+
+    urllib3 reports a handshake timeout as a ``ReadTimeoutError`` (an after-send marker), so the phase is
+    read from where it was raised: a traceback through ``SSLSocket.do_handshake`` (or a certificate refusal,
+    which only a handshake gives). An SSL error while reading the answer is after send: maybe applied.
+    """
+    for exc in chain:
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return True
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_name == "do_handshake":
+                return True
+            tb = tb.tb_next
+    return False
+
+
+def _handshake_failure(chain: list[BaseException], what: str, detail: str, code: int | None) -> CrmLoadError:
+    if _has(chain, (ssl.SSLCertVerificationError,)):
+        return TlsError(f"{what}: TLS certificate verification failed: {detail}", errno=code)
+    if _has(chain, _TRANSIENT_IN_HANDSHAKE):
+        # Never sent, and it may pass: retried like any connect failure.
+        hint = " (is this an https:// URL for a server that speaks plain http?)"
+        return ConnectError(f"{what}: TLS handshake did not complete{hint}: {detail}", errno=code)
+    # A protocol mismatch or a TLS alert: the same on every attempt, so not retried.
+    return TlsError(f"{what}: TLS handshake failed: {detail}", errno=code)
 
 
 _Make = Callable[[str, "int | None"], CrmLoadError]
@@ -131,8 +165,8 @@ _RULES: tuple[tuple[tuple[type[BaseException], ...], str, _Make], ...] = (
     (_CONFIG_MARKERS, "invalid URL", lambda m, c: ConfigError(m)),
     (_CONNECT_MARKERS, "connect failed", lambda m, c: ConnectError(m, errno=c)),
     (_AFTER_SEND_MARKERS, "sent, but the response was lost", lambda m, c: ResponseLostError(m, errno=c)),
-    ((ssl.SSLCertVerificationError,), "TLS certificate verification failed", _certificate_failure),
-    (_SSL_ERRORS, "TLS handshake failed", lambda m, c: ConnectError(m, errno=c)),
+    # Handshake failures were sorted out before these rules; an SSL error now broke an answer being read.
+    (_SSL_ERRORS, "TLS failed after sending", lambda m, c: ResponseLostError(m, errno=c)),
     (_PROTOCOL_MARKERS, "malformed response", lambda m, c: ProtocolError(m)),
     ((requests.Timeout, TimeoutError), "timed out after sending", lambda m, c: ResponseLostError(m, errno=c)),
 )

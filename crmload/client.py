@@ -26,14 +26,17 @@ from crmload.errors import (
     ConfigError,
     CrmLoadError,
     DuplicateRecord,
+    ProtocolError,
     RecordNotFound,
     ResponseLostError,
     ServerBusyError,
 )
 from crmload.metadata import Metadata, load_metadata
+from crmload.preflight import PreflightResult, check
 from crmload.retry import DEFAULT_RETRY_POLICY, RetryPolicy, RetryStats, retrying
 from crmload.soap.codec2007 import WhoAmI
 from crmload.soap.dialect import Capabilities, build_dialect
+from crmload.soap.faults import not_soap_answer
 from crmload.throttle import CallLimiter, ConnectGuard, RateLimit
 from crmload.transport import PoolLimits, Timeout, Transport
 from crmload.types import as_uuid
@@ -303,10 +306,19 @@ class CrmClient(BatchOps):
             raise ConfigError("fetch returns CRM 4.0's resultset XML; use retrieve_multiple on this endpoint")
         return self._call("Fetch", codec.build_fetch(fetch_xml), codec.parse_fetch, idempotent=True)  # type: ignore[no-any-return]
 
-    def who_am_i(self) -> WhoAmI:
-        """Return the calling user's, business unit's and organisation's ids."""
+    def who_am_i(self, *, retry: RetryPolicy | None = None) -> WhoAmI:
+        """Return the calling user's, business unit's and organisation's ids (``retry``: another policy)."""
         body = self._codec.build_who_am_i()
-        return self._call("WhoAmI", body, self._codec.parse_who_am_i, idempotent=True)
+        return self._call("WhoAmI", body, self._codec.parse_who_am_i, idempotent=True, policy=retry)
+
+    def preflight(self, entity: str | None = None) -> PreflightResult:
+        """Check URL, TLS, credentials, organisation and entity in two calls (see ``crmload.preflight``).
+
+        Raises ``PreflightError`` naming the cause. ``import`` runs it before reading its input.
+        """
+        key = entity.lower() if entity else None
+        pk = self._metadata.entity(key).primary_key if key and self._metadata.has(key) else None
+        return check(self, key, primary_key=pk)
 
     def execute_raw(self, request_xml: str) -> bytes:
         """Send ``<Request xsi:type="...">`` inside Execute and return the raw response envelope.
@@ -364,6 +376,7 @@ class CrmClient(BatchOps):
         idempotent: bool,
         attempt: Callable[[bytes, Mapping[str, str], Callable[[bytes], T]], T] | None = None,
         action: str | None = None,
+        policy: RetryPolicy | None = None,
     ) -> T:
         """Run one operation with retries; count it, and the error it ends with.
 
@@ -386,7 +399,11 @@ class CrmClient(BatchOps):
         except CrmLoadError as exc:
             first = exc
         retryer = retrying(
-            self._policy, idempotent=idempotent, sleep=self._sleep, clock=self._clock, stats=self._retry_stats
+            policy or self._policy,
+            idempotent=idempotent,
+            sleep=self._sleep,
+            clock=self._clock,
+            stats=self._retry_stats,
         )
         try:
             # tenacity still decides everything: it sees the first failure as its own first attempt (replayed,
@@ -420,6 +437,12 @@ class CrmClient(BatchOps):
             raise error
         try:
             result = parse(reply.body)
+        except ProtocolError:
+            # A 200 login page is no CRM answer at all: never applied (not merely unreadable).
+            unprocessed = not_soap_answer(reply.status, reply.body, reply.headers)
+            if unprocessed is None:
+                raise
+            raise unprocessed from None
         except FOREIGN_ERRORS as exc:  # the codec maps its own errors; this is the net under it
             raise classify(exc, "parse response") from exc
         self._limiter.on_success(latency)

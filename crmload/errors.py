@@ -18,10 +18,15 @@ have been applied?
     ├── TransportError               the HTTP exchange failed; ``phase`` is "connect" or "send"
     │   ├── ConnectError             never sent: always safe to retry
     │   │   └── PortExhaustedError   EADDRINUSE / EADDRNOTAVAIL: the host ran out of ephemeral ports
+    │   ├── TlsError                 never sent: the TLS handshake or certificate was refused; retrying
+    │   │                            repeats the refusal, so it is not retried (phase "connect")
     │   └── ResponseLostError        sent, answer lost: maybe applied; retry only if idempotent
     ├── AuthenticationError          credentials refused (HTTP 401 after a full handshake); never retried
     ├── ServerBusyError              HTTP 503/429 or a throttling fault; retry after ``retry_after``
-    ├── ProtocolError                the server answered something that is not CRM's protocol
+    ├── ProtocolError                the server answered something that is not CRM's protocol (maybe applied)
+    │   └── NotAppliedError          never applied: a redirect, a 4xx before any SOAP processing, or a body
+    │                                that is not SOAP (a login or error page); not retried, every row would
+    │                                get the same answer: the run stops with its rows pending
     ├── CrmFault                     CRM answered with a SOAP fault; ``code`` is the hex string ("0x80040217")
     │   ├── RecordNotFound           0x80040217 ObjectDoesNotExist
     │   ├── DuplicateRecord          0x80040237 DuplicateRecord
@@ -30,13 +35,19 @@ have been applied?
     │   ├── RequiredFieldMissing     0x80040200
     │   └── BatchTooLargeError       ExecuteMultiple over MaxBatchSize; nothing ran: split and resend
     ├── ItemNotRunError              a batch item the server never ran (an earlier item stopped the batch)
-    └── RetryExhaustedError          retries gave up; ``last`` holds the final cause, ``attempts`` the count
+    ├── RetryExhaustedError          retries gave up; ``last`` holds the final cause, ``attempts`` the count
+    └── RunLevelError                the run, not a row, is wrong: nothing was applied, rows stay pending;
+        │                            fix the cause, then ``--resume``
+        ├── PreflightError           the start-up check failed; ``cause`` names what (unreachable, tls,
+        │                            authentication, organisation, entity, endpoint, busy)
+        └── CircuitOpenError         ``count`` sent rows in a row failed with the same run-level ``code``
 
 Args common to all: ``message``. Structured fields are keyword-only and default to ``None``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,6 +55,7 @@ __all__ = [
     "AuthenticationError",
     "BadValueError",
     "BatchTooLargeError",
+    "CircuitOpenError",
     "ConfigError",
     "ConnectError",
     "CrmFault",
@@ -56,17 +68,22 @@ __all__ = [
     "JournalBusyError",
     "JournalError",
     "MappingError",
+    "NotAppliedError",
     "PortExhaustedError",
+    "PreflightError",
     "PrivilegeDenied",
     "ProtocolError",
     "RecordNotFound",
     "RequiredFieldMissing",
     "ResponseLostError",
     "RetryExhaustedError",
+    "RunLevelError",
     "ServerBusyError",
     "SourceError",
+    "TlsError",
     "TransportError",
     "fault_for_code",
+    "is_run_level",
 ]
 
 
@@ -160,6 +177,16 @@ class PortExhaustedError(ConnectError):
     """EADDRINUSE (10048) or EADDRNOTAVAIL (10049/99): the host has no free ephemeral port."""
 
 
+class TlsError(TransportError):
+    """The TLS handshake failed or the certificate did not verify: never sent, and not retried.
+
+    A server that does not speak TLS on this port, or a certificate this host does not trust, gives the same
+    answer on every attempt; the fix is the URL, the CA bundle or ``verify``.
+    """
+
+    phase = "connect"
+
+
 class ResponseLostError(TransportError):
     """The request was sent but no answer came back, so it may have been applied.
 
@@ -197,6 +224,20 @@ class ProtocolError(CrmLoadError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class NotAppliedError(ProtocolError):
+    """The server answered, and the answer proves CRM never processed the request.
+
+    A redirect (``location`` holds its target), a 4xx before any SOAP processing (404 wrong path, 405, 400),
+    or a body that is not SOAP (an HTML login or error page, even with HTTP 200 or 500). Nothing was applied,
+    so a row is never in doubt for it; nor is it retried: every row would get the same answer. The loader
+    stops the run with the rows pending.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, location: str | None = None) -> None:
+        super().__init__(message, status=status)
+        self.location = location
 
 
 class CrmFault(CrmLoadError):
@@ -283,6 +324,39 @@ class RetryExhaustedError(CrmLoadError):
         self.attempts = attempts
 
 
+class RunLevelError(CrmLoadError):
+    """Something about the whole run is wrong (URL, TLS, credentials, organisation, entity, privilege).
+
+    Nothing was applied for it and no row was rejected for it: the rows stay pending, and ``--resume`` sends
+    them once the cause is fixed.
+    """
+
+
+class PreflightError(RunLevelError):
+    """The start-up check (WhoAmI, then the entity) failed before any row was read.
+
+    ``cause`` is one of "unreachable", "tls", "authentication", "organisation", "entity", "endpoint", "busy"
+    or "other"; the chained ``__cause__`` is the error the check met.
+    """
+
+    def __init__(self, message: str, *, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+class CircuitOpenError(RunLevelError):
+    """The circuit breaker stopped the run: ``count`` sent rows in a row failed with one run-level fault.
+
+    ``code`` is the CRM fault code; ``fault`` the message they shared. Those rows stay pending.
+    """
+
+    def __init__(self, message: str, *, code: str | None, count: int, fault: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.count = count
+        self.fault = fault
+
+
 _FAULTS_BY_CODE: dict[str, type[CrmFault]] = {
     "0x80040217": RecordNotFound,
     "0x80040237": DuplicateRecord,
@@ -298,6 +372,29 @@ _FAULTS_BY_CODE: dict[str, type[CrmFault]] = {
 
 #: Service-protection and sandbox codes that mean "busy, come back later".
 BUSY_CODES = frozenset({"0x80072322", "0x80072321", "0x80072326", "0x8004418d"})
+
+#: Codes that mean "the caller, not the row": privilege denied (CRM 4.0 also answers a wrong organisation or
+#: a missing token with it), the access check "does not have CreateAccess right(s)", an expired ticket.
+RUN_LEVEL_CODES = frozenset({"0x80040220", "0x80048306", "0x8004a101"})
+
+#: Invalid-argument messages about the target, not the value: CRM's own wording, 4.0 to Dataverse.
+_UNKNOWN_TARGET = re.compile(
+    r"was not found in the MetadataCache|doesn't contain attribute|Could not find (?:an? )?entity",
+    re.IGNORECASE,
+)
+
+
+def is_run_level(exc: BaseException) -> bool:
+    """True when ``exc`` is a CRM fault that fails every row alike, whatever the row holds.
+
+    A run-level code, or an unknown entity or attribute (which CRM files under invalid-argument codes, so
+    only the wording tells). A bad value, a missing required field or a duplicate key is about the row.
+    """
+    if not isinstance(exc, CrmFault):
+        return False
+    if (exc.code or "").lower() in RUN_LEVEL_CODES:
+        return True
+    return bool(_UNKNOWN_TARGET.search(exc.message))
 
 
 def fault_for_code(code: str | None) -> type[CrmFault]:

@@ -42,6 +42,17 @@ exit codes: 0 all done; 3 finished with rejected or in-doubt rows; 1 fatal error
 """
 
 
+def _breaker_count(text: str) -> int:
+    """``--breaker N``: an integer >= 0; anything else is a usage error (exit 2)."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0 (0 turns it off), not {text!r}")
+    return count
+
+
 def register(subparsers: Any) -> None:
     """Add the ``import`` subcommand."""
     p = subparsers.add_parser(
@@ -103,6 +114,19 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="read, map and validate every row; send and write nothing "
         "(findings on stdout, or to --rejects PATH)",
+    )
+    p.add_argument(
+        "--no-preflight",
+        action="store_true",
+        help="skip the start-up check (WhoAmI and the entity) that fails fast on URL, TLS, auth, org, entity",
+    )
+    p.add_argument(
+        "--breaker",
+        type=_breaker_count,
+        default=20,
+        metavar="N",
+        help="stop the run, rows left pending, when N sent rows in a row fail with one run-level fault "
+        "(privilege, organisation, unknown entity or attribute); 0 never (default 20)",
     )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -208,11 +232,6 @@ def _load(  # noqa: PLR0917 - private step of run()
     except ConfigError as exc:
         return _usage(args, str(exc))
     spec = MapSpec.load(args.map) if args.map else None
-    limits = {"max_record_lines": args.max_record_lines} if args.max_record_lines else {}
-    source = stack.enter_context(CsvSource(src, encoding=args.encoding, delimiter=args.delimiter, **limits))
-    if not source.header:
-        _say(args, f"{src} is empty: nothing to load")
-    mapper = Mapper(args.entity, spec=spec, key=args.key)
     client = None
     if not args.dry_run:
         from crmload.client import CrmClient  # noqa: PLC0415 - lazy: --help stays fast
@@ -225,6 +244,13 @@ def _load(  # noqa: PLR0917 - private step of run()
                 url, org=org, workers=args.workers, rate=rate, timeout=args.timeout, auth=_build_auth(args)
             )
         )
+        if not args.no_preflight:  # before the input is read or a journal opened: a failure leaves no trace
+            client.preflight(args.entity)
+    limits = {"max_record_lines": args.max_record_lines} if args.max_record_lines else {}
+    source = stack.enter_context(CsvSource(src, encoding=args.encoding, delimiter=args.delimiter, **limits))
+    if not source.header:
+        _say(args, f"{src} is empty: nothing to load")
+    mapper = Mapper(args.entity, spec=spec, key=args.key)
     show_bar = sys.stderr.isatty() and not args.no_progress and getattr(args, "quiet", 0) <= 0
     stats = client.stats if client is not None else None
     progress = Progress(enabled=show_bar, stats=stats)
@@ -245,6 +271,7 @@ def _load(  # noqa: PLR0917 - private step of run()
         retarget=args.retarget,
         dry_run=args.dry_run,
         progress=progress,
+        breaker=args.breaker,
     )
     try:
         with _stop_on_sigint(args, loader):

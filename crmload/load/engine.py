@@ -35,11 +35,12 @@ from crmload.errors import (
     JournalError,
     RecordNotFound,
 )
+from crmload.load.breaker import DEFAULT_BREAKER_THRESHOLD, Breaker
 from crmload.load.journal import FileIdentity, Journal, Target, file_identity, public_url
 from crmload.load.mapping import Mapped, Mapper, MapSpec
 from crmload.load.progress import Progress
 from crmload.load.rejects import RejectsWriter, open_writer
-from crmload.load.send import classify, send_one
+from crmload.load.send import classify, proves_not_applied, send_one
 from crmload.load.source import CsvSource, SourceRow
 from crmload.load.summary import Summary, client_numbers, stats_delta
 
@@ -94,6 +95,8 @@ class Loader:
         retarget: with ``resume``, move the run to the client's URL even if rows may have landed at the
             journal's old one (without it the URL moves only while nothing was sent successfully).
         progress: counters and bar; a silent one by default.
+        breaker: sent rows in a row failing with one run-level fault (privilege, organisation, unknown
+            entity or attribute) that stop the run, those rows left pending (``load/breaker.py``); 0: never.
 
     Example::
 
@@ -124,6 +127,7 @@ class Loader:
         batch_size: int = 200,
         target: Target | None = None,
         clock: Callable[[], float] = time.monotonic,
+        breaker: int = DEFAULT_BREAKER_THRESHOLD,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -155,6 +159,7 @@ class Loader:
         self._stop = threading.Event()
         self._fatal: BaseException | None = None
         self._interrupted = False
+        self._breaker: Breaker[tuple[_Work, str, str]] = Breaker(breaker)
         self.journal: Journal | None = None
         self.rejects: RejectsWriter | None = None
         self.in_doubt: RejectsWriter | None = None
@@ -256,6 +261,7 @@ class Loader:
             work.put(None)
         for t in pool:
             t.join()
+        self._reject_held(self._breaker.drain())
         self.progress.close()
         for writer in (self.rejects, self.in_doubt):
             if writer is not None:
@@ -408,12 +414,13 @@ class Loader:
         # Only an unkeyed Create needs its attempt on disk before it goes: nothing else can tell a resume
         # that it may have landed. Keyed rows are settled by Retrieve or an idempotent re-send.
         self.journal.mark_sending(w.line, durable=not keyed and self.mode in ("create", "upsert"))
+        ticket = self._breaker.ticket()
         try:
             crm_id, outcome = send_one(self.client, self.entity, self.mode, rec)
         except CrmLoadError as exc:
             verdict, phase = classify(exc, keyed=keyed, mode=self.mode)
             if verdict == "reject":
-                self._reject(w.line, rec.key, phase, _send_error(exc), w.values)
+                self._fault(w, exc, phase, ticket)
             elif verdict == "in_doubt":
                 error = f"{_IN_DOUBT}: {exc}"
                 self.journal.settle(w.line, "in_doubt", phase=phase, error=error)
@@ -421,16 +428,39 @@ class Loader:
                     self.in_doubt.write(w.line, phase, error, w.values)
                 self.progress.add("in_doubt")
             else:
+                if not keyed and proves_not_applied(exc):
+                    self.journal.reset_attempts(w.line)  # never applied: --resume sends it, not "in doubt"
                 self._set_fatal(exc)
             return
         self.journal.settle(w.line, "done", crm_id=str(crm_id) if crm_id else None, outcome=outcome)
         self.progress.add("done")
+        if self._breaker.holding:
+            self._reject_held(self._breaker.success(ticket))
+
+    def _fault(self, w: _Work, exc: CrmLoadError, phase: str, ticket: int) -> None:
+        """Reject a row that failed, unless the breaker holds it (pending) as part of a run-level streak."""
+        assert self.journal is not None
+        action, released = self._breaker.fault(exc, (w, phase, _send_error(exc)), ticket)
+        self._reject_held(released)
+        if action == "reject":
+            self._reject(w.line, w.mapped.key, phase, _send_error(exc), w.values)
+            return
+        if w.mapped.id is None:
+            self.journal.reset_attempts(w.line)  # CRM refused it: not applied, so never "in doubt" on resume
+        if action == "trip" and self._breaker.tripped is not None:
+            self._set_fatal(self._breaker.tripped)
+
+    def _reject_held(self, held: list[tuple[_Work, str, str]]) -> None:
+        for w, phase, error in held:  # the streak broke: these faults were the rows' own after all
+            self._reject(w.line, w.mapped.key, phase, error, w.values)
 
     def _set_fatal(self, exc: BaseException) -> None:
         if self._fatal is None:
-            self._fatal = exc
             # The caller gets the exception and reports it once; a second line here would only repeat it.
-            log.info("stopping the run: %s", exc)
+            log.info("stopping the run: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            # Kept without its traceback, whose frames hold this Loader: the cycle would keep the journal
+            # (and its run lock) open until a garbage collection, after run() has returned.
+            self._fatal = exc.with_traceback(None)
         self._stop.set()
 
     # -- resume ----------------------------------------------------------------------------------------------

@@ -45,6 +45,8 @@ class FaultPlan:
             creates costs 1,000x), added before the answer, as a real server's database time.
         busy_above_rate: answer busy when more than this many SOAP requests arrived in the last second (0 =
         off).
+        privilege_denied_after: refuse every Create after the first N with PrivilegeDenied 0x80040220, as CRM
+        does once a user loses a privilege mid-run; 0 refuses them all (None = off).
         seed: RNG seed, so runs repeat.
     """
 
@@ -59,6 +61,7 @@ class FaultPlan:
     first_request_cost_ms: float = 0.0
     exec_ms_per_record: float = 0.0
     busy_above_rate: float = 0.0
+    privilege_denied_after: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -77,8 +80,10 @@ class FaultPlan:
                 raise ConfigError(f"FaultPlan.{name} must be >= 0")
         if self.retry_after_s is not None and self.retry_after_s < 0:
             raise ConfigError("FaultPlan.retry_after_s must be >= 0")
-        if self.close_every < 0 or self.max_connections < 0:
-            raise ConfigError("FaultPlan.close_every and max_connections must be >= 0")
+        if self.close_every < 0 or self.max_connections < 0 or (self.privilege_denied_after or 0) < 0:
+            raise ConfigError(
+                "FaultPlan.close_every, max_connections and privilege_denied_after must be >= 0"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the plan as a JSON-able dict."""
@@ -110,6 +115,7 @@ class FaultInjector:
         self.plan = plan
         self._rng = random.Random(plan.seed)
         self._recent: deque[float] = deque()
+        self._creates = 0
 
     def configure(self, plan: FaultPlan) -> None:
         """Switch to a new plan and reseed."""
@@ -117,6 +123,16 @@ class FaultInjector:
             self.plan = plan
             self._rng = random.Random(plan.seed)
             self._recent.clear()
+            self._creates = 0
+
+    def deny_create(self) -> bool:
+        """Count one Create; return True when ``privilege_denied_after`` says to refuse it."""
+        after = self.plan.privilege_denied_after
+        if after is None:
+            return False
+        with self._lock:
+            self._creates += 1
+            return self._creates > after
 
     def chance(self, rate: float) -> bool:
         """Return True with probability ``rate`` (no RNG draw when the rate is 0, so plans stay

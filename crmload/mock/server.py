@@ -32,7 +32,7 @@ from typing import Any
 from crmload.metadata import Metadata, load_metadata
 from crmload.mock.admin import handle_admin
 from crmload.mock.bearer import BearerAuth
-from crmload.mock.envelope import CODE_UNEXPECTED, SoapFault
+from crmload.mock.envelope import CODE_AUTH, CODE_UNEXPECTED, SoapFault
 from crmload.mock.faults import FaultInjector, FaultPlan
 from crmload.mock.http import (
     GZIP_MIN_BYTES,
@@ -58,6 +58,8 @@ DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 #: Oversized bodies up to this size are read and dropped, so the client gets the fault instead of a reset.
 _DRAIN_LIMIT = 256 * 1024 * 1024
 _BUSY_BODY = b"<html><body><h1>Service Unavailable</h1></body></html>"
+#: FaultPlan.privilege_denied_after's answer: CRM's wording, the same for every row.
+_DENIED = SoapFault(CODE_AUTH, "Principal user is missing prvCreate privilege.", kind="privilege_denied")
 
 
 @dataclass(slots=True)
@@ -427,10 +429,12 @@ class MockCrm:
         if inj.chance(plan.reset_before_commit_rate):
             stats.fault("reset_before_commit")
             return _reset(sock)
-        if handle is None:
-            reply = self.protocol.handle(
-                req.body, req.headers.get("soapaction"), req.headers.get("content-type", "")
-            )
+        action = req.headers.get("soapaction")
+        # privilege_denied_after is a 2007-endpoint rehearsal; the Organization service keeps its own faults.
+        if handle is None and (action or "").strip('" ').endswith("/Create") and inj.deny_create():
+            reply = self.protocol.fault(_DENIED, req.headers.get("content-type", ""))
+        elif handle is None:
+            reply = self.protocol.handle(req.body, action, req.headers.get("content-type", ""))
         else:
             reply = handle()
         stats.reply(reply)

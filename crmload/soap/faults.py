@@ -21,13 +21,14 @@ from crmload.errors import (
     BUSY_CODES,
     AuthenticationError,
     CrmLoadError,
+    NotAppliedError,
     ProtocolError,
     ServerBusyError,
     fault_for_code,
 )
 from crmload.soap.ns import SOAP11_ENV, SOAP12_ENV
 
-__all__ = ["PARSER", "parse_fault", "parse_retry_after", "parse_timespan", "parse_xml"]
+__all__ = ["PARSER", "not_soap_answer", "parse_fault", "parse_retry_after", "parse_timespan", "parse_xml"]
 
 log = logging.getLogger(__name__)
 
@@ -234,4 +235,59 @@ def parse_fault(status: int, body: bytes, headers: Mapping[str, str]) -> CrmLoad
         return AuthenticationError("HTTP 401: the server refused the credentials")
     if status == 200:
         return None
+    return _unprocessed(status, body, headers)
+
+
+# --- answers CRM never processed ----------------------------------------------------------------------------
+
+_SOAP_NAMESPACES = (SOAP11_ENV.encode(), SOAP12_ENV.encode())
+#: The root element's start tag, its namespace declaration included, sits within this many bytes.
+_SNIFF = 2048
+
+
+def _looks_soap(body: bytes) -> bool:
+    head = body[:_SNIFF]
+    return b"Envelope" in head and any(namespace in head for namespace in _SOAP_NAMESPACES)
+
+
+def not_soap_answer(status: int, body: bytes, headers: Mapping[str, str]) -> NotAppliedError | None:
+    """Return ``NotAppliedError`` when ``body`` is not SOAP at all (an HTML login or error page), else None.
+
+    For a 200 whose body failed to parse: a truncated or odd envelope stays a ``ProtocolError`` (the request
+    may have been applied); a page that never was an envelope proves the web service never saw the request.
+    An empty body proves nothing and gives None.
+    """
+    if not body.strip() or _looks_soap(body):
+        return None
+    kind = _header(headers, "Content-Type") or "no content type"
+    return NotAppliedError(
+        f"HTTP {status} answered with a non-SOAP body ({kind.split(';')[0]}), such as a login or error page: "
+        f"the CRM web service never processed the request, nothing was applied; check the URL and the "
+        f"authentication: {excerpt(body)}",
+        status=status,
+    )
+
+
+def _unprocessed(status: int, body: bytes, headers: Mapping[str, str]) -> ProtocolError:
+    """Classify a non-200 answer without a SOAP fault by what it proves about the request."""
+    if 300 <= status < 400:
+        location = _header(headers, "Location")
+        return NotAppliedError(
+            f"HTTP {status} redirect to {location or 'an unnamed location'}: the URL does not reach the CRM "
+            "web service, nothing was applied; use the final URL (crmload never follows redirects with a "
+            "request body)",
+            status=status,
+            location=location,
+        )
+    if 400 <= status < 500:
+        return NotAppliedError(
+            f"HTTP {status} before any SOAP processing: nothing was applied; check the URL "
+            f"(the path of CrmService.asmx): {excerpt(body)}",
+            status=status,
+        )
+    # A gateway's 502/504 may come after the request reached CRM: that proves nothing, so maybe applied.
+    if status not in (502, 504):
+        unprocessed = not_soap_answer(status, body, headers)
+        if unprocessed is not None:
+            return unprocessed
     return ProtocolError(f"HTTP {status} without a SOAP fault: {excerpt(body)}", status=status)

@@ -282,6 +282,7 @@ def test_timeout_flag_bounds_a_server_that_does_not_answer(
         "unlimited",
         "--timeout",
         "5,0.2",
+        "--no-preflight",  # the loader's own handling is under test; the preflight would stop the run first
     ]
     code, obj, _ = _json_run(capsys, str(src), "--entity", "account", *flags)
     # Unkeyed creates whose answer never came are in doubt, not waited on for the default 120 s each.

@@ -23,6 +23,7 @@ from crmload.errors import (
     PortExhaustedError,
     ProtocolError,
     ResponseLostError,
+    TlsError,
     TransportError,
 )
 from crmload.transport import (
@@ -143,7 +144,9 @@ def test_certificate_failure_is_not_a_retryable_connect_error() -> None:
 
     cert = ssl.SSLCertVerificationError(1, "certificate verify failed")
     err = classify(requests.exceptions.SSLError(u3.MaxRetryError(None, "/", reason=u3.SSLError(cert))))  # type: ignore[arg-type]
-    assert type(err) is TransportError
+    assert type(err) is TlsError
+    assert isinstance(err, TransportError)
+    assert not isinstance(err, ConnectError)
     assert err.phase == "connect"
 
 
