@@ -193,7 +193,7 @@ def test_resume_refuses_a_same_size_edit_mid_file_before_sending_anything(
     assert code == 1
     assert "line 9501" in err
     assert "changed" in err
-    # Only the preflight's two calls (WhoAmI, one-row RetrieveMultiple): no Create, not even a settling Retrieve.
+    # Only the preflight's WhoAmI and one-row RetrieveMultiple: no Create, not even a settling Retrieve.
     assert crm.stats()["requests"] == before + 2
     assert "B-009500" not in {r.get("accountnumber") for r in crm.records("account")}
     assert _states(journal) == states
