@@ -224,15 +224,17 @@ def expected(faults: list[str], *, keyed: bool, bad_value: bool) -> tuple[str, i
     if bad_value:
         return "rejected", 0  # mapping rejects it: never sent
     if not keyed:
-        # Sent once, whatever happens: a lost answer, or a run stopped while it was out, leaves it in doubt.
-        first = faults[0] if faults else "ok"
-        return {
-            "ok": ("done", 1),
-            "reject": ("rejected", 0),
-            "lost_before": ("in_doubt", 0),
-            "lost_after": ("in_doubt", 1),
-            "busy": ("in_doubt", 0),
-        }[first]
+        # A lost answer leaves it in doubt, never re-sent. Busy until retries gave up proves it was never
+        # applied: the run stops with the row pending, and the resume sends it again.
+        for fault in faults:
+            if fault != "busy":
+                return {
+                    "ok": ("done", 1),
+                    "reject": ("rejected", 0),
+                    "lost_before": ("in_doubt", 0),
+                    "lost_after": ("in_doubt", 1),
+                }[fault]
+        return "done", 1
     for fault in faults:  # keyed: a resume asks CRM (Retrieve by id) and re-sends only what is not there
         if fault in ("ok", "lost_after"):
             return "done", 1
