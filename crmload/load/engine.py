@@ -441,14 +441,15 @@ class Loader:
         """Reject a row that failed, unless the breaker holds it (pending) as part of a run-level streak."""
         assert self.journal is not None
         action, released = self._breaker.fault(exc, (w, phase, _send_error(exc)), ticket)
+        if action in ("trip", "pending") and self._breaker.tripped is not None:
+            # First, and by every worker that meets the fault: each row sent from now on fails alike.
+            self._set_fatal(self._breaker.tripped)
         self._reject_held(released)
         if action == "reject":
             self._reject(w.line, w.mapped.key, phase, _send_error(exc), w.values)
             return
         if w.mapped.id is None:
             self.journal.reset_attempts(w.line)  # CRM refused it: not applied, so never "in doubt" on resume
-        if action == "trip" and self._breaker.tripped is not None:
-            self._set_fatal(self._breaker.tripped)
 
     def _reject_held(self, held: list[tuple[_Work, str, str]]) -> None:
         for w, phase, error in held:  # the streak broke: these faults were the rows' own after all
