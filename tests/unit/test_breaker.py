@@ -156,3 +156,13 @@ def test_many_threads_trip_once_and_lose_no_row() -> None:
     assert kinds.count("trip") == 1
     assert kinds.count("hold") == 49
     assert kinds.count("pending") == 50
+
+
+def test_run_level_errors_are_public() -> None:
+    import crmload
+
+    for name in ("RunLevelError", "PreflightError", "CircuitOpenError", "NotAppliedError", "TlsError"):
+        assert name in crmload.__all__
+    assert issubclass(crmload.PreflightError, crmload.RunLevelError)
+    assert issubclass(crmload.NotAppliedError, crmload.ProtocolError)
+    assert not issubclass(crmload.TlsError, crmload.ConnectError)  # not retried
