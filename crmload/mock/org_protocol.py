@@ -14,6 +14,7 @@ As WCF does, a content type of the other SOAP version is HTTP 415, and an action
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass
@@ -115,9 +116,10 @@ class OrgProtocol:
     def answer(self, req: Request, soap_ns: str, user: str) -> SoapReply:
         """Answer an admitted HTTP request from bearer identity ``user``."""
         hdr = req.headers
-        return self.handle(
+        reply = self.handle(
             req.body, hdr.get("soapaction"), hdr.get("content-type", ""), soap_ns, self.user_id(user)
         )
+        return dataclasses.replace(reply, user=user)
 
     def handle(
         self, body: bytes, soap_action: str | None, content_type: str, soap_ns: str, user_id: uuid.UUID

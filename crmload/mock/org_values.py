@@ -157,6 +157,7 @@ def _typed(
     if wire == (A, "EntityReference"):
         entity, rid = parse_reference(value_el, metadata, resolve)
         return Value(declared, rid, entity)
+    text: str | None
     if wire[1] == "OptionSetValueCollection":
         # Items are OptionSetValue elements (9.0 or 2011 namespace, as clients differ) holding a Value.
         text = ",".join(

@@ -40,7 +40,8 @@ class SoapReply:
     """What to send back: HTTP status, content type, body; ``op`` names the operation (or "unknown").
 
     The Organization service also reports its ``dialect`` ("2011"), an Execute's ``message`` name, the
-    ``items`` run by message name, per-item faults by code and the ``batch_size`` of an ExecuteMultiple.
+    ``items`` run by message name, per-item faults by code, the ``batch_size`` of an ExecuteMultiple and the
+    bearer ``user`` who sent it.
     """
 
     status: int
@@ -53,6 +54,7 @@ class SoapReply:
     items: Mapping[str, int] | None = None
     item_faults: Mapping[str, int] | None = None
     batch_size: int | None = None
+    user: str = ""
 
     @property
     def records(self) -> int:

@@ -35,6 +35,7 @@ class Stats:
             self.items_by_op: Counter[str] = Counter()
             self.item_faults_by_code: Counter[str] = Counter()
             self.batch_sizes: Counter[int] = Counter()
+            self.requests_by_user: Counter[str] = Counter()
             self.http_features: Counter[str] = Counter()
 
     def connection_opened(self) -> int:
@@ -74,6 +75,8 @@ class Stats:
             self.item_faults_by_code.update(reply.item_faults or {})
             if reply.batch_size is not None:
                 self.batch_sizes[reply.batch_size] += 1
+            if reply.user:
+                self.requests_by_user[reply.user] += 1
 
     def fault(self, kind: str) -> None:
         """Count one injected or returned fault of ``kind``."""
@@ -100,5 +103,6 @@ class Stats:
                 "items_by_op": dict(self.items_by_op),
                 "item_faults_by_code": dict(self.item_faults_by_code),
                 "batch_sizes": {str(n): c for n, c in sorted(self.batch_sizes.items())},
+                "requests_by_user": dict(self.requests_by_user),
                 "http_features": dict(self.http_features),
             }

@@ -254,6 +254,7 @@ def test_bearer_tokens(crm_factory) -> None:  # type: ignore[no-untyped-def]
         post(crm, "Execute", envelope(execute(create_req("account", attrs))), token="tok-bob").status == 200
     )
     assert crm.stats()["faults_by_kind"]["bearer_401"] == 2
+    assert crm.stats()["requests_by_user"] == {"alice": 2, "bob": 2}
     # The 2007 endpoint is not behind the bearer gate (it speaks NTLM when users= is set).
     conn = h07.connect(crm)
     try:
