@@ -103,7 +103,7 @@ class _ConnectionAuth(AuthBase):
         self._pending = None
         if self._session is not None and self._owner._gate.proven and not self._authenticated():
             self._start(r)
-        r.register_hook("response", self._on_response)
+        r.register_hook("response", self._on_response)  # type: ignore[no-untyped-call,unused-ignore]
         return r
 
     def _authenticated(self) -> bool:
@@ -128,7 +128,7 @@ class _ConnectionAuth(AuthBase):
             leg,
             stream=True,
             timeout=self._owner.handshake_timeout,
-            verify=session.verify,
+            verify=True if session.verify is None else session.verify,
             cert=session.cert,
             proxies=session.proxies,
         )

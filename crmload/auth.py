@@ -103,7 +103,7 @@ class Basic(AuthBase):
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         raw = f"{self.user}:{self._password.reveal()}".encode()
         r.headers["Authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
-        r.register_hook("response", self._on_response)
+        r.register_hook("response", self._on_response)  # type: ignore[no-untyped-call,unused-ignore]
         return r
 
     def _on_response(self, r: requests.Response, **kwargs: Any) -> requests.Response:
@@ -155,7 +155,7 @@ class Bearer(AuthBase):
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         token = self._current()
         r.headers["Authorization"] = "Bearer " + token.reveal()
-        r.register_hook("response", self._on_response)
+        r.register_hook("response", self._on_response)  # type: ignore[no-untyped-call,unused-ignore]
         return r
 
     def _on_response(self, r: requests.Response, **kwargs: Any) -> requests.Response:
@@ -168,7 +168,7 @@ class Bearer(AuthBase):
         _drain(r)
         again = r.request.copy()
         again.hooks = default_hooks()
-        again.register_hook("response", self._on_response)
+        again.register_hook("response", self._on_response)  # type: ignore[no-untyped-call,unused-ignore]
         again.headers["Authorization"] = "Bearer " + fresh.reveal()
         again._crmload_retried = True  # type: ignore[attr-defined]
         resp: requests.Response = r.connection.send(again, **kwargs)

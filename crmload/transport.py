@@ -223,7 +223,7 @@ class Transport:
         limits = limits or DEFAULT_POOL_LIMITS
         self._url = url
         self._safe_url = parts._replace(
-            netloc=parts.hostname + (f":{parts.port}" if parts.port else "")
+            netloc=(parts.hostname or "") + (f":{parts.port}" if parts.port else "")
         ).geturl()
         self._what = "POST " + self._safe_url  # names the exchange in error messages; never a secret
         self._timeout = (timeout or DEFAULT_TIMEOUT).as_tuple()
@@ -250,7 +250,8 @@ class Transport:
         self._direct = self._direct_pool(self._shared) if direct else None
         self._u3_timeout = urllib3.Timeout(connect=self._timeout[0], read=self._timeout[1])
         self._path = parts.path + (f"?{parts.query}" if parts.query else "")
-        self._default_headers: dict[str, str] = dict(self._shared.headers) if self._shared is not None else {}
+        shared_headers = self._shared.headers.items() if self._shared is not None else ()
+        self._default_headers: dict[str, str] = {k: str(v) for k, v in shared_headers}
 
     @property
     def url(self) -> str:

@@ -6,8 +6,9 @@ entity -> primary key -> attribute -> CRM type name, which is all the mock and t
 
 It also writes the string lengths (``crmload/data/limits.json``). The WSDL has no facets (every string is a
 bare ``xs:string``), so those come from the tables below: CRM 4.0's entity reference for the common business
-attributes (the larger length where versions differ), CRM's "unlimited" ntext for memo/XML/blob fields, and CRM's default of 100 (left out of the file:
-``crmload.limits.DEFAULT_LIMITS`` supplies it) for the rest. Edit the tables, not the JSON.
+attributes (the larger length where versions differ), CRM's "unlimited" ntext for memo/XML/blob fields,
+and CRM's default of 100 (left out of the file: ``crmload.limits.DEFAULT_LIMITS`` supplies it) for the
+rest. Edit the tables, not the JSON.
 
 Usage::
 
