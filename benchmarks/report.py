@@ -1,9 +1,9 @@
 """Render ``BENCHMARKS.md`` and its plots from the JSON in ``benchmarks/results/``; no number typed by hand.
 
-``python -m benchmarks --report-only`` regenerates the file. Other engineers' result files
-(every other ``*.json`` in the results directory) get a section each, rendered generically as a table of their
-scalar numbers, so their authors never edit this module; ``OTHER_RESULTS`` only gives the known ones a title and
-an order.
+``python -m benchmarks --report-only`` regenerates the file. Other engineers' result files (every other
+``*.json`` in the results directory) get a section each, rendered generically as a table of their scalar
+numbers, so their authors never edit this module; ``OTHER_RESULTS`` only gives the known ones a title and an
+order.
 """
 
 from __future__ import annotations
