@@ -4,6 +4,7 @@ SIGINT/SIGTERM; prints the 2007 endpoint URL first."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import threading
@@ -18,11 +19,12 @@ _EXAMPLES = """examples:
   python -m crmload mock --user 'CONTOSO\\alice:secret' --first-request-cost-ms 30
   python -m crmload mock --metadata extra.toml --max-body-bytes 16777216 --idle-timeout 120
   python -m crmload mock --token alice=SECRET1 --token bob=SECRET2 --max-batch-size 250 --exec-ms-per-record 2
+  python -m crmload mock --limits 200/4/8 --window-s 10 --dop-hint 8 --exec-ms-per-record 2
 
 The first stdout line is the endpoint URL, e.g. http://127.0.0.1:5555/MSCRMServices/2007/CrmService.asmx.
 The Organization service is at /XRMServices/2011/Organization.svc/web on the same port and store.
 Inspect with GET /_mock/stats and GET /_mock/records/<entity>; POST /_mock/reset; POST /_mock/faults (JSON
-plan).
+plan); POST /_mock/limits (JSON service-protection limits, null for off).
 """
 
 
@@ -136,6 +138,30 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="accept lookups to records that do not exist (CRM faults them; so does the mock by default)",
     )
+    o.add_argument(
+        "--limits",
+        default="6000/1200/52",
+        metavar="R/E/C",
+        help="service-protection limits per user: REQUESTS/EXEC_SECONDS/CONCURRENT per window, or 'off' "
+        "(default: Dataverse's 6000/1200/52)",
+    )
+    o.add_argument(
+        "--window-s", type=float, default=300.0, metavar="S", help="their sliding window (default: 300)"
+    )
+    o.add_argument(
+        "--dop-hint",
+        type=int,
+        default=None,
+        metavar="N",
+        help="send x-ms-dop-hint: N (recommended parallelism)",
+    )
+    o.add_argument(
+        "--penalty-step-s",
+        type=float,
+        default=None,
+        metavar="S",
+        help="how much each request sent while throttled extends the penalty (default: window / 100)",
+    )
     p.set_defaults(func=run)
 
 
@@ -152,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         plan = _plan(args)
         tokens = dict(parse_token_spec(t) for t in args.token) or None
+        limits = _limits(args)
     except ConfigError as exc:  # a fault flag out of range: the command line is wrong
         raise UsageError(str(exc)) from None
     server = MockCrm(
@@ -168,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
         tokens=tokens,
         max_batch_size=args.max_batch_size,
         integrity=not args.no_integrity,
+        limits=limits,
     )
     stop = threading.Event()
 
@@ -196,6 +224,15 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _limits(args: argparse.Namespace) -> Any:
+    from crmload.mock.protection import ServiceLimits  # noqa: PLC0415
+
+    if args.limits.strip().lower() == "off":
+        return None
+    limits = ServiceLimits.parse(args.limits, window_s=args.window_s)
+    return dataclasses.replace(limits, dop_hint=args.dop_hint, penalty_step_s=args.penalty_step_s)
 
 
 def _plan(args: argparse.Namespace) -> Any:

@@ -15,6 +15,15 @@ Example::
 from __future__ import annotations
 
 from crmload.mock.faults import DEFAULT_FAULT_PLAN, FaultPlan
+from crmload.mock.protection import DEFAULT_SERVICE_LIMITS, ServiceLimits
 from crmload.mock.server import DEFAULT_MAX_BODY_BYTES, ConnState, MockCrm
 
-__all__ = ["DEFAULT_FAULT_PLAN", "DEFAULT_MAX_BODY_BYTES", "ConnState", "FaultPlan", "MockCrm"]
+__all__ = [
+    "DEFAULT_FAULT_PLAN",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_SERVICE_LIMITS",
+    "ConnState",
+    "FaultPlan",
+    "MockCrm",
+    "ServiceLimits",
+]

@@ -1,6 +1,8 @@
 """The mock's inspection endpoints: ``GET /_mock/stats``, ``GET /_mock/records/<entity>``, ``POST
 /_mock/reset``,
-``POST /_mock/faults`` (a JSON fault plan; ``{}`` clears it; the answer is the plan in force)."""
+``POST /_mock/faults`` (a JSON fault plan; ``{}`` clears it; the answer is the plan in force),
+``POST /_mock/limits`` (JSON service-protection limits, ``ServiceLimits`` fields; ``null`` turns them off;
+``{}`` is Dataverse's defaults; the answer is the limits in force)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from urllib.parse import unquote
 from crmload.errors import ConfigError
 from crmload.mock.faults import FaultPlan
 from crmload.mock.http import Request
+from crmload.mock.protection import ServiceLimits
 
 if TYPE_CHECKING:
     from crmload.mock.server import MockCrm
@@ -24,7 +27,7 @@ def _json(status: int, doc: Any) -> tuple[int, str, bytes]:
     return status, _JSON, json.dumps(doc, sort_keys=True).encode("utf-8")
 
 
-def handle_admin(crm: MockCrm, req: Request) -> tuple[int, str, bytes]:
+def handle_admin(crm: MockCrm, req: Request) -> tuple[int, str, bytes]:  # noqa: PLR0911 - one per endpoint
     """Answer one ``/_mock/...`` request with (status, content type, body)."""
     path = req.path
     if req.method == "GET" and path == "/_mock/stats":
@@ -44,4 +47,18 @@ def handle_admin(crm: MockCrm, req: Request) -> tuple[int, str, bytes]:
             return _json(400, {"error": str(exc)})
         crm.configure(plan)
         return _json(200, plan.to_dict())
+    if req.method == "POST" and path == "/_mock/limits":
+        return _limits(crm, req.body)
     return _json(404, {"error": f"no such mock endpoint: {req.method} {path}"})
+
+
+def _limits(crm: MockCrm, body: bytes) -> tuple[int, str, bytes]:
+    try:
+        data = json.loads(body or b"null")
+        if data is not None and not isinstance(data, dict):
+            raise ConfigError("the limits must be a JSON object, or null to turn them off")
+        limits = None if data is None else ServiceLimits.from_dict(data)
+    except (ValueError, ConfigError) as exc:
+        return _json(400, {"error": str(exc)})
+    crm.configure_limits(limits)
+    return _json(200, None if limits is None else limits.to_dict())

@@ -41,6 +41,7 @@ __all__ = [
 CODE_MAX_BATCH = "0x80040203"
 
 _GENERIC = ns.COLLECTIONS
+_SERIALIZATION_TYPES = frozenset({"duration", "guid"})
 
 
 class OrgFault(SoapFault):
@@ -75,10 +76,16 @@ def _details(fault: SoapFault, prefix: str) -> str:
     details: Mapping[str, tuple[str, str]] = getattr(fault, "details", {})
     if not details:
         return f'<ErrorDetails xmlns:{prefix}="{_GENERIC}"/>'
+    # A TimeSpan (Retry-After) is a DataContract ``duration``: ``i:type="e:duration"`` in the Serialization
+    # namespace; everything else is an XML Schema type.
     items = "".join(
         f"<KeyValuePairOfstringanyType><{prefix}:key>{escape(k)}</{prefix}:key>"
-        f'<{prefix}:value i:type="x:{t}" xmlns:x="{ns.XSD}">{escape(v)}</{prefix}:value>'
-        "</KeyValuePairOfstringanyType>"
+        + (
+            f'<{prefix}:value i:type="e:{t}" xmlns:e="{ns.SERIALIZATION}">{escape(v)}</{prefix}:value>'
+            if t in _SERIALIZATION_TYPES
+            else f'<{prefix}:value i:type="x:{t}" xmlns:x="{ns.XSD}">{escape(v)}</{prefix}:value>'
+        )
+        + "</KeyValuePairOfstringanyType>"
         for k, (t, v) in details.items()
     )
     return f'<ErrorDetails xmlns:{prefix}="{_GENERIC}">{items}</ErrorDetails>'

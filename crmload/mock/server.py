@@ -45,6 +45,9 @@ from crmload.mock.http import (
     response_bytes,
 )
 from crmload.mock.org_protocol import build_org_protocol, org_soap_version
+from crmload.mock.protection import DEFAULT_SERVICE_LIMITS, Protection, ServiceLimits, Throttled, Ticket
+from crmload.mock.protection import content_type as org_content_type
+from crmload.mock.protection import fault_answer as throttle_answer
 from crmload.mock.protocol import Protocol, SoapReply
 from crmload.mock.stats import Stats
 from crmload.mock.store import Store
@@ -94,6 +97,8 @@ class MockCrm:
             user; None accepts every caller as the default user (see ``crmload.mock.bearer``).
         max_batch_size: the most requests one ExecuteMultiple may carry (CRM's default MaxBatchSize: 1000).
         integrity: fault a lookup to a record that does not exist (ObjectDoesNotExist), as CRM does.
+        limits: the Organization service's service-protection limits per user (``mock.protection``;
+            Dataverse's 6000/1200 s/52 over 300 s by default); None turns them off.
         sleep, clock: injected time for latency and handshake costs (tests freeze the clock and record the
             sleeps).
     """
@@ -114,6 +119,7 @@ class MockCrm:
         tokens: Mapping[str, str] | Iterable[str] | None = None,
         max_batch_size: int = 1000,
         integrity: bool = True,
+        limits: ServiceLimits | None = DEFAULT_SERVICE_LIMITS,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -134,6 +140,7 @@ class MockCrm:
         self.protocol = Protocol(org, meta, self.store, seed or 0)
         self.bearer = BearerAuth(tokens)
         self.org_protocol = build_org_protocol(self.protocol.ctx, self.store, self.bearer, max_batch_size)
+        self.protection = Protection(limits, clock)
         self.authenticator: Any = None
         if users:
             from crmload.mock.ntlm import NtlmAuthenticator  # noqa: PLC0415 - pyspnego only when NTLM is on
@@ -238,6 +245,7 @@ class MockCrm:
         """Return the counters (see docs/INTERNALS.md), records per entity, and ``auth`` when NTLM is on."""
         snap = self.stats_counter.snapshot()
         snap["records_by_entity"] = self.store.counts()
+        snap["service_protection"] = self.protection.snapshot()
         if self.authenticator is not None:
             snap["auth"] = dict(self.authenticator.stats())
         return snap
@@ -251,12 +259,17 @@ class MockCrm:
         self.store.clear()
         self.stats_counter.reset()
         self.injector.configure(self.injector.plan)
+        self.protection.reset()
         if self.authenticator is not None and hasattr(self.authenticator, "reset"):
             self.authenticator.reset()
 
     def configure(self, faults: FaultPlan | None) -> None:
         """Switch to another fault plan (None: no faults) and reseed it."""
         self.injector.configure(faults or FaultPlan())
+
+    def configure_limits(self, limits: ServiceLimits | None) -> None:
+        """Switch the service-protection limits (None: off); every user's windows and penalties start over."""
+        self.protection.configure(limits)
 
     # -- connections ---
 
@@ -396,9 +409,27 @@ class MockCrm:
             return self._send(
                 sock, state, req, status=405, body=b"Not allowed", ctype="text/plain", extra=extra
             )
-        return self._soap(
-            sock, state, req, lambda: self.org_protocol.answer(req, soap_ns, verdict.user or "")
-        )
+        limits = self.protection.limits
+        hint = [("x-ms-dop-hint", str(limits.dop_hint))] if limits is not None and limits.dop_hint else []
+        ticket = self.protection.admit(verdict.user)
+        if isinstance(ticket, Throttled):
+            self.stats_counter.request_received()
+            self.stats_counter.fault("service_protection_" + ticket.facet)
+            body, headers = throttle_answer(ticket, soap_ns)
+            ctype = org_content_type(soap_ns)
+            return self._send(sock, state, req, status=500, body=body, ctype=ctype, extra=headers + hint)
+        try:
+            user = verdict.user
+            return self._soap(
+                sock,
+                state,
+                req,
+                lambda: self.org_protocol.answer(req, soap_ns, user),
+                ticket=ticket,
+                extra=hint,
+            )
+        finally:
+            self.protection.release(ticket)
 
     def _soap(
         self,
@@ -406,7 +437,11 @@ class MockCrm:
         state: ConnState,
         req: Request,
         handle: Callable[[], SoapReply] | None = None,
+        *,
+        ticket: Ticket | None = None,
+        extra: list[tuple[str, str]] | None = None,
     ) -> bool:
+        """Answer one SOAP request with the fault plan applied; ``ticket`` gets the execution time spent."""
         plan, stats, inj = self.injector.plan, self.stats_counter, self.injector
         stats.request_received()
         state.soap_requests += 1
@@ -437,15 +472,19 @@ class MockCrm:
             reply = self.protocol.handle(req.body, action, req.headers.get("content-type", ""))
         else:
             reply = handle()
+        handled = self._clock()
         stats.reply(reply)
         if delay > 0:
             stats.fault("latency")
             remaining = arrived + delay - self._clock()
             if remaining > 0:
                 self._sleep(remaining)
-        if plan.exec_ms_per_record > 0 and reply.records:
-            # Execution time is the server's own work, on top of the network latency above.
-            self._sleep(plan.exec_ms_per_record * reply.records / 1000.0)
+        executed = self._execute(plan.exec_ms_per_record * reply.records / 1000.0)
+        if ticket is not None:  # what the server spent: its own work, not the injected network latency
+            ticket.exec_s = (handled - arrived) + executed
+            # Done before the answer leaves: a client that sends its next request the moment it reads this
+            # one's answer has one request in flight, not two.
+            self.protection.release(ticket)
         if inj.chance(plan.reset_after_commit_rate):
             stats.fault("reset_after_commit")
             return _reset(sock)
@@ -453,8 +492,24 @@ class MockCrm:
         if close:
             stats.fault("close_every")
         return self._send(
-            sock, state, req, status=reply.status, body=reply.body, ctype=reply.content_type, close=close
+            sock,
+            state,
+            req,
+            status=reply.status,
+            body=reply.body,
+            ctype=reply.content_type,
+            close=close,
+            extra=extra,
         )
+
+    def _execute(self, seconds: float) -> float:
+        """Spend the plan's execution time (the server's own work, on top of the network latency); return
+        the time it really took."""
+        if seconds <= 0:
+            return 0.0
+        started = self._clock()
+        self._sleep(seconds)
+        return self._clock() - started
 
 
 def _reset(sock: socket.socket) -> bool:
