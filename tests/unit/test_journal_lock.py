@@ -256,7 +256,10 @@ def test_full_journal_stops_the_run_as_fatal_and_resume_sends_nothing_twice(
         counted = dict(db.execute("SELECT state, count(*) FROM rows GROUP BY state").fetchall())
     db.close()
     assert counted.get("done", 0) > 0
-    assert counted.get("pending", 0) > 0
+    # the run stopped short. Which write met the full disk depends on thread timing: a worker's done mark
+    # (rows left pending) or the reader's next chunk of pending rows (those rows never journalled, so the
+    # resume reads them afresh); both are correct, and the resume below must settle every row either way
+    assert counted["done"] < 3000
     assert counted["done"] <= len(client.store)
 
     again = Loader(client, "account", key="code" if keyed else None, journal=path, resume=True, target=target)
