@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from crmload.auth import Basic, Bearer, Negotiate, Ntlm, Secret
+from crmload.auth import Basic, Bearer, ClientCredentials, Negotiate, Ntlm, Secret
 from crmload.budget import DEFAULT_PORT_BUDGET, PortBudget
 from crmload.client import CrmClient
 from crmload.errors import (
@@ -35,6 +35,7 @@ from crmload.errors import (
     ServerBusyError,
     SourceError,
     TlsError,
+    TokenError,
     TransportError,
 )
 from crmload.load import Loader
@@ -58,6 +59,7 @@ __all__ = [
     "BatchTooLargeError",
     "Bearer",
     "CircuitOpenError",
+    "ClientCredentials",
     "ConfigError",
     "ConnectError",
     "CrmClient",
@@ -102,6 +104,7 @@ __all__ = [
     "Status",
     "Timeout",
     "TlsError",
+    "TokenError",
     "TransportError",
     "WhoAmI",
     "__version__",

@@ -1,4 +1,5 @@
-"""The one boundary where foreign exceptions (requests, urllib3, http.client, socket, ssl, lxml) are mapped.
+"""The one boundary where foreign exceptions (requests, urllib3, http.client, socket, ssl, lxml, MSAL) are
+mapped.
 
 The question every mapping answers is the retry question: was the request sent? urllib3 raises
 ``NewConnectionError`` / ``ConnectTimeoutError`` only while opening the socket, so their presence anywhere in
@@ -15,6 +16,7 @@ import re
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import requests
 import urllib3.exceptions as u3
@@ -28,9 +30,17 @@ from crmload.errors import (
     ProtocolError,
     ResponseLostError,
     TlsError,
+    TokenError,
 )
 
-__all__ = ["FOREIGN_ERRORS", "PORT_ERRNOS", "classify", "map_transport_errors"]
+__all__ = [
+    "FOREIGN_ERRORS",
+    "PORT_ERRNOS",
+    "classify",
+    "map_token_errors",
+    "map_transport_errors",
+    "token_refusal",
+]
 
 #: Linux EADDRINUSE/EADDRNOTAVAIL (98/99), their macOS values (48/49), and Winsock's 10048/10049.
 PORT_ERRNOS = frozenset({errno_mod.EADDRINUSE, errno_mod.EADDRNOTAVAIL, 98, 99, 48, 49, 10048, 10049})
@@ -208,3 +218,106 @@ def _describe(chain: list[BaseException]) -> str:
             break
     text = _USERINFO.sub(_MASKED_USERINFO, str(root) or root.__class__.__name__)
     return f"{root.__class__.__name__}: {text}"
+
+
+# -- token acquisition (MSAL) ---
+
+#: What MSAL raises: network errors, and ValueError/RuntimeError for an authority it cannot use.
+_TOKEN_FOREIGN: tuple[type[BaseException], ...] = (*FOREIGN_ERRORS, ValueError, RuntimeError)
+_AADSTS = re.compile(r"AADSTS(\d+)")
+#: (AADSTS codes, OAuth error codes, cause, wording): the first match names the cause of a refused token.
+_TOKEN_CAUSES: tuple[tuple[frozenset[int], frozenset[str], str, str], ...] = (
+    (
+        frozenset({90002, 90023, 900023}),
+        frozenset({"invalid_tenant"}),
+        "tenant",
+        "tenant {tenant} was not found",
+    ),
+    (
+        frozenset({700016}),
+        frozenset({"unauthorized_client"}),
+        "client",
+        "application {client_id} is not known",
+    ),
+    (
+        frozenset({7000215, 7000222, 7000216, 700027}),
+        frozenset({"invalid_client"}),
+        "secret",
+        "the client secret of application {client_id} was refused (wrong or expired)",
+    ),
+    (frozenset({500011, 1002012, 70011}), frozenset({"invalid_scope"}), "scope", "the scope was refused"),
+    (frozenset(), frozenset({"temporarily_unavailable", "server_error"}), "authority", "it is unavailable"),
+)
+
+
+def token_refusal(
+    result: dict[str, Any],
+    *,
+    client_id: str = "?",
+    tenant: str = "?",
+    authority: str = "the authority",
+    mask: str | None = None,
+) -> TokenError:
+    """Return the ``TokenError`` for an OAuth error answer (``{"error": ..., "error_description": ...}``).
+
+    The cause is read from the AADSTS code (Azure AD's own numbering) or else the OAuth error code. ``mask``
+    (the secret) is blanked out of the server's words, in case an authority ever echoes it.
+    """
+    error = str(result.get("error") or "no_token")
+    description = _first_sentence(str(result.get("error_description") or ""))
+    codes = {c for c in result.get("error_codes") or () if isinstance(c, int)}
+    codes |= {int(c) for c in _AADSTS.findall(description)}
+    cause, text = "other", "no access token was issued"
+    # The AADSTS code is the precise one (invalid_client covers a wrong secret and an unknown app alike).
+    hits = [c for c in _TOKEN_CAUSES if codes & c[0]] or [c for c in _TOKEN_CAUSES if error in c[1]]
+    if hits:
+        cause, text = hits[0][2], hits[0][3].format(client_id=client_id, tenant=tenant)
+    said = _masked(f"{error}: {description}" if description else error, mask)
+    return TokenError(f"{authority} refused a token: {text} ({said})", cause=cause)
+
+
+@contextmanager
+def map_token_errors(
+    *, client_id: str = "?", tenant: str = "?", authority: str = "the authority", mask: str | None = None
+) -> Iterator[None]:
+    """Turn what MSAL raises (network errors, and ``ValueError`` for an authority it cannot use) into a
+    ``TokenError`` naming the cause, chained with ``from``."""
+    try:
+        yield
+    except CrmLoadError:
+        raise
+    except _TOKEN_FOREIGN as exc:
+        raise _token_failure(exc, client_id, tenant, authority, mask) from exc
+
+
+def _token_failure(
+    exc: BaseException, client_id: str, tenant: str, authority: str, mask: str | None
+) -> TokenError:
+    chain = list(_walk(exc))
+    detail = _masked(_describe(chain), mask)
+    if _has(chain, _SSL_ERRORS):
+        text = f"TLS with the authority {authority} failed (is its CA in the bundle? --ca-bundle): {detail}"
+        return TokenError(text, cause="tls")
+    if _has(chain, (requests.HTTPError,)):
+        return TokenError(f"the authority {authority} failed: {detail}", cause="authority")
+    if _has(chain, (requests.RequestException, u3.HTTPError, OSError)):
+        return TokenError(f"cannot reach the authority {authority}: {detail}", cause="unreachable")
+    said = " ".join(str(e) for e in chain)
+    codes = {int(c) for c in _AADSTS.findall(said)}
+    if codes & {90002, 90023, 900023} or "invalid_tenant" in said:
+        return TokenError(f"{authority}: tenant {tenant} was not found", cause="tenant")
+    text = _masked(_first_sentence(str(exc) or type(exc).__name__), mask)
+    return TokenError(
+        f"{authority} is not a usable token authority for client {client_id}: {text}", cause="authority"
+    )
+
+
+def _first_sentence(text: str) -> str:
+    """The server's first sentence: Azure AD appends trace ids and timestamps that only add noise."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    head, dot, _ = line.partition(". ")
+    return (head + dot.strip()) if dot else line
+
+
+def _masked(text: str, secret: str | None) -> str:
+    return text.replace(secret, "***") if secret else text

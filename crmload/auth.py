@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -38,9 +39,10 @@ from requests.auth import AuthBase
 from requests.hooks import default_hooks
 
 from crmload._ntlm_conn import _ConnectionAuth, _drain, _Gate, _refuse_401
+from crmload._tokens import DEFAULT_REFRESH_MARGIN_S, CachedToken, MsalFetcher, scope_for
 from crmload.errors import AuthenticationError, ConfigError
 
-__all__ = ["Basic", "Bearer", "Negotiate", "Ntlm", "Secret"]
+__all__ = ["Basic", "Bearer", "ClientCredentials", "Negotiate", "Ntlm", "Secret"]
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +119,16 @@ class Bearer(AuthBase):
 
     Args:
         token: the token, or a callable returning the current one. The callable is asked before every request
-            (make it cache, as MSAL's ``acquire_token_silent`` does); on a 401 it is asked again, and if it
-            returns a new token the request is re-sent once with it.
+            (make it cache, as MSAL's ``acquire_token_silent`` does); on a 401 it is told the refused token
+            through its ``invalidate(token)`` method if it has one, then asked again, and if it returns a new
+            token the request is re-sent once with it.
 
     Example:
         >>> Bearer(lambda: "eyJ...")
         Bearer(token=***)
     """
+
+    _what = "bearer token"
 
     def __init__(self, token: str | Secret | Callable[[], str]) -> None:
         if callable(token) and not isinstance(token, Secret):
@@ -162,9 +167,13 @@ class Bearer(AuthBase):
         if r.status_code != 401:
             return r
         sent = str(r.request.headers.get("Authorization") or "").removeprefix("Bearer ")
+        retried = getattr(r.request, "_crmload_retried", False)
+        invalidate = getattr(self._provider, "invalidate", None)
+        if callable(invalidate) and not retried:
+            invalidate(sent)
         fresh = self._current() if self._provider is not None else None
-        if fresh is None or fresh.reveal() == sent or getattr(r.request, "_crmload_retried", False):
-            _refuse_401(r, "bearer token")
+        if fresh is None or fresh.reveal() == sent or retried:
+            _refuse_401(r, self._what)
         _drain(r)
         again = r.request.copy()
         again.hooks = default_hooks()
@@ -174,6 +183,99 @@ class Bearer(AuthBase):
         resp: requests.Response = r.connection.send(again, **kwargs)
         resp.history.append(r)
         return self._on_response(resp, **kwargs) if resp.status_code == 401 else resp
+
+
+class ClientCredentials(Bearer):
+    """``Authorization: Bearer`` with app-only tokens from Azure AD (Entra ID): the OAuth client-credentials
+    flow through MSAL (``pip install 'crmload[azure]'``).
+
+    The token is fetched on first use, cached, and refreshed ``refresh_margin_s`` before it expires (never
+    later than half its lifetime), by one worker while the others keep sending with the current one. A 401
+    to a token the cache still holds (revoked, or a server clock ahead of ours) drops it: one new token is
+    fetched and the request re-sent once; a second 401 is an ``AuthenticationError``. A refused secret, an
+    unknown tenant or an unreachable authority is a ``TokenError`` (``cause`` says which), raised before
+    the request is sent, so the preflight stops the run at once.
+
+    Args:
+        tenant: the directory (tenant) id or domain, e.g. ``contoso.onmicrosoft.com``.
+        client_id: the application (client) id.
+        secret: the client secret; held as a :class:`Secret`.
+        scope: the token's scope; default: the CRM URL's origin plus ``/.default``
+            (``https://contoso.crm4.dynamics.com/.default``), taken from the first request.
+        authority: the authority host, default ``https://login.microsoftonline.com``; sovereign clouds and
+            test authorities pass theirs (the tenant is appended). An explicit authority is trusted as given
+            (MSAL's instance discovery is off for it).
+        verify: TLS verification towards the authority: True, or a CA bundle path. Never off.
+        timeout: seconds for each request to the authority.
+        refresh_margin_s: refresh this long before expiry.
+        clock: monotonic seconds (tests pass a fake clock to drive expiry).
+
+    Example:
+        >>> ClientCredentials("contoso.onmicrosoft.com", "my-app-id", "s3cret")
+        ClientCredentials(tenant='contoso.onmicrosoft.com', client_id='my-app-id', secret=***)
+    """
+
+    def __init__(
+        self,
+        tenant: str,
+        client_id: str,
+        secret: str | Secret,
+        scope: str | None = None,
+        *,
+        authority: str | None = None,
+        verify: bool | str = True,
+        timeout: float = 30.0,
+        refresh_margin_s: float = DEFAULT_REFRESH_MARGIN_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if verify is False:
+            raise ConfigError("client credentials always verify the authority's TLS certificate")
+        self._secret = _secret(secret)
+        self._fetcher = MsalFetcher(
+            tenant,
+            client_id,
+            self._secret.reveal,
+            authority=authority,
+            verify=verify,
+            timeout=timeout,
+        )
+        if scope is not None:
+            self._fetcher.scope = scope if scope.endswith("/.default") else scope_for(scope)
+        self._cache = CachedToken(self._fetcher, refresh_margin_s=refresh_margin_s, clock=clock)
+        self._what = f"token of application {client_id}"
+        super().__init__(self._cache)
+
+    @property
+    def tenant(self) -> str:
+        return self._fetcher.tenant
+
+    @property
+    def client_id(self) -> str:
+        return self._fetcher.client_id
+
+    @property
+    def scope(self) -> str | None:
+        """The scope tokens are asked for (None until given or derived from the first request's URL)."""
+        return self._fetcher.scope
+
+    @property
+    def authority(self) -> str:
+        """The authority URL, tenant included."""
+        return self._fetcher.authority
+
+    def __repr__(self) -> str:
+        return f"ClientCredentials(tenant={self.tenant!r}, client_id={self.client_id!r}, secret={_MASK})"
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self._fetcher.scope is None and r.url:
+            with self._lock:
+                if self._fetcher.scope is None:
+                    self._fetcher.scope = scope_for(r.url)
+        return super().__call__(r)
+
+    def stats(self) -> dict[str, int]:
+        """Client counters: ``token_fetches`` (requests to the authority for a token)."""
+        return {"token_fetches": self._cache.fetches}
 
 
 class Ntlm(AuthBase):

@@ -22,6 +22,8 @@ have been applied?
     │   │                            repeats the refusal, so it is not retried (phase "connect")
     │   └── ResponseLostError        sent, answer lost: maybe applied; retry only if idempotent
     ├── AuthenticationError          credentials refused (HTTP 401 after a full handshake); never retried
+    │   └── TokenError               no access token from the authority (client credentials); ``cause``
+    │                                names why: secret, client, tenant, scope, unreachable, tls, authority
     ├── ServerBusyError              HTTP 503/429 or a throttling fault; retry after ``retry_after``
     ├── ProtocolError                the server answered something that is not CRM's protocol (maybe applied)
     │   └── NotAppliedError          never applied: a redirect, a 4xx before any SOAP processing, or a body
@@ -81,6 +83,7 @@ __all__ = [
     "ServerBusyError",
     "SourceError",
     "TlsError",
+    "TokenError",
     "TransportError",
     "fault_for_code",
     "is_run_level",
@@ -199,6 +202,18 @@ class ResponseLostError(TransportError):
 
 class AuthenticationError(CrmLoadError):
     """The server refused the credentials. Never retried: a retry storm only locks the account."""
+
+
+class TokenError(AuthenticationError):
+    """No access token: the authority refused the client credentials or could not be reached.
+
+    Raised before the request it was for is sent. ``cause`` is one of "secret", "client", "tenant",
+    "scope", "unreachable", "tls", "authority" or "other"; the message never holds the secret.
+    """
+
+    def __init__(self, message: str, *, cause: str = "other") -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class ServerBusyError(CrmLoadError):

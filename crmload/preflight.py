@@ -36,6 +36,7 @@ from crmload.errors import (
     RetryExhaustedError,
     ServerBusyError,
     TlsError,
+    TokenError,
     is_run_level,
 )
 from crmload.retry import RetryPolicy
@@ -122,6 +123,8 @@ def _cause_text(cause: BaseException, url: str, org: str) -> tuple[str, str]:  #
         return "tls", f"TLS with {url} failed"
     if isinstance(cause, ConnectError):
         return "unreachable", f"cannot reach {url}"
+    if isinstance(cause, TokenError):  # raised before anything reached the CRM server
+        return "authentication", "no access token for the CRM server"
     if isinstance(cause, ResponseLostError):
         return "unreachable", f"{url} accepted the connection but did not answer"
     if isinstance(cause, AuthenticationError):

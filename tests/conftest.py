@@ -10,6 +10,8 @@ Fixtures:
     crm_factory (function): ``crm_factory(**kwargs) -> MockCrm`` starts a private server with other options
         (e.g. ``users=``, ``metadata=``, ``faults=``, ``idle_timeout_s=``); every one is stopped after the
         test.
+    mock_ca (session): a ``MockCA`` from ``trustme``: ``server_context`` (for ``MockCrm(tls=...)``, a
+        certificate for 127.0.0.1) and ``bundle`` (the CA's PEM path, for ``verify=`` and ``--ca-bundle``).
     shared_reference (function): Path of ``shared/reference`` beside the repository (CI puts ``shared/``
     next to
         the clone); skips the test when it is absent.
@@ -17,7 +19,9 @@ Fixtures:
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +70,29 @@ def shared_reference() -> Path:
             return candidate
     pytest.skip("shared/reference is not beside the repository")
     raise AssertionError  # unreachable; pytest.skip raises
+
+
+@dataclass(frozen=True)
+class MockCA:
+    """A throwaway CA the mock's HTTPS certificate chains to; clients trust it through ``bundle`` only."""
+
+    server_context: ssl.SSLContext
+    bundle: str
+    cert_pem: str
+    key_pem: str
+
+
+@pytest.fixture(scope="session")
+def mock_ca(tmp_path_factory: pytest.TempPathFactory) -> MockCA:
+    """A ``trustme`` CA and a server certificate for 127.0.0.1 (TLS stays verified in tests)."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    root = tmp_path_factory.mktemp("test-ca")
+    bundle, cert_pem, key_pem = root / "ca.pem", root / "server.pem", root / "server.key"
+    ca.cert_pem.write_to_path(str(bundle))
+    cert.private_key_pem.write_to_path(str(key_pem))
+    cert_pem.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    return MockCA(ctx, str(bundle), str(cert_pem), str(key_pem))

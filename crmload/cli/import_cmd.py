@@ -160,6 +160,14 @@ def _build_auth(args: argparse.Namespace) -> object | None:
     return auth
 
 
+def _verify(args: argparse.Namespace) -> bool | str:
+    """``--ca-bundle`` (from ``crmload.cli.auth_opts``), else the system's CAs."""
+    if _auth_opts is None:
+        return True
+    value: bool | str = _auth_opts.verify(args)
+    return value
+
+
 def _say(args: argparse.Namespace, text: str) -> None:
     if getattr(args, "quiet", 0) <= 0:
         print(f"crmload: {text}", file=sys.stderr)
@@ -241,7 +249,13 @@ def _load(  # noqa: PLR0917 - private step of run()
         rate = RateLimit.parse(rate_text) if rate_text else None
         client = stack.enter_context(
             CrmClient(
-                url, org=org, workers=args.workers, rate=rate, timeout=args.timeout, auth=_build_auth(args)
+                url,
+                org=org,
+                workers=args.workers,
+                rate=rate,
+                timeout=args.timeout,
+                auth=_build_auth(args),
+                verify=_verify(args),
             )
         )
         if not args.no_preflight:  # before the input is read or a journal opened: a failure leaves no trace

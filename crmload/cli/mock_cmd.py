@@ -20,9 +20,12 @@ _EXAMPLES = """examples:
   python -m crmload mock --metadata extra.toml --max-body-bytes 16777216 --idle-timeout 120
   python -m crmload mock --token alice=SECRET1 --token bob=SECRET2 --max-batch-size 250 --exec-ms-per-record 2
   python -m crmload mock --limits 200/4/8 --window-s 10 --dop-hint 8 --exec-ms-per-record 2
+  python -m crmload mock --tls-cert mock.pem --tls-key mock.key --client app1=SECRET --tenant contoso
 
 The first stdout line is the endpoint URL, e.g. http://127.0.0.1:5555/MSCRMServices/2007/CrmService.asmx.
 The Organization service is at /XRMServices/2011/Organization.svc/web on the same port and store.
+With --client, a token authority for the client-credentials flow is at https://HOST:PORT/TENANT (pass it as
+--authority to import); its tokens are accepted as the client id. MSAL needs HTTPS: give --tls-cert/--tls-key.
 Inspect with GET /_mock/stats and GET /_mock/records/<entity>; POST /_mock/reset; POST /_mock/faults (JSON
 plan); POST /_mock/limits (JSON service-protection limits, null for off).
 """
@@ -127,6 +130,31 @@ def register(subparsers: Any) -> None:
         help="accepted bearer token, as user USER (repeatable); without any, every caller is accepted",
     )
     o.add_argument(
+        "--client",
+        action="append",
+        default=[],
+        metavar="ID=SECRET",
+        help="serve a token authority that issues tokens to this client (repeatable)",
+    )
+    o.add_argument(
+        "--tenant",
+        action="append",
+        default=[],
+        metavar="T",
+        help="a tenant the token authority knows (repeatable; default: any)",
+    )
+    o.add_argument(
+        "--token-lifetime",
+        type=int,
+        default=3600,
+        metavar="S",
+        help="expires_in of the issued tokens (default: 3600)",
+    )
+    s.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain")
+    s.add_argument(
+        "--tls-key", metavar="PEM", help="the private key of --tls-cert (default: in the same file)"
+    )
+    o.add_argument(
         "--max-batch-size",
         type=int,
         default=1000,
@@ -171,14 +199,18 @@ def run(args: argparse.Namespace) -> int:
     from crmload.cli import UsageError  # noqa: PLC0415
     from crmload.errors import ConfigError  # noqa: PLC0415
     from crmload.mock import MockCrm  # noqa: PLC0415
+    from crmload.mock.authority import parse_client_spec  # noqa: PLC0415
     from crmload.mock.bearer import parse_token_spec  # noqa: PLC0415
 
     if args.max_body_bytes <= 0 or args.idle_timeout <= 0 or args.max_batch_size <= 0:
         raise UsageError("--max-body-bytes, --idle-timeout and --max-batch-size must be positive")
+    if args.token_lifetime < 1:
+        raise UsageError("--token-lifetime must be at least 1 second")
     try:
         plan = _plan(args)
         tokens = dict(parse_token_spec(t) for t in args.token) or None
         limits = _limits(args)
+        clients = dict(parse_client_spec(c) for c in args.client) or None
     except ConfigError as exc:  # a fault flag out of range: the command line is wrong
         raise UsageError(str(exc)) from None
     server = MockCrm(
@@ -196,6 +228,10 @@ def run(args: argparse.Namespace) -> int:
         max_batch_size=args.max_batch_size,
         integrity=not args.no_integrity,
         limits=limits,
+        tls=_tls(args),
+        clients=clients,
+        tenants=args.tenant or None,
+        token_lifetime_s=args.token_lifetime,
     )
     stop = threading.Event()
 
@@ -233,6 +269,25 @@ def _limits(args: argparse.Namespace) -> Any:
         return None
     limits = ServiceLimits.parse(args.limits, window_s=args.window_s)
     return dataclasses.replace(limits, dop_hint=args.dop_hint, penalty_step_s=args.penalty_step_s)
+
+
+def _tls(args: argparse.Namespace) -> Any:
+    """The server-side TLS context of ``--tls-cert``/``--tls-key``, or None (plain HTTP)."""
+    import ssl  # noqa: PLC0415
+
+    from crmload.cli import UsageError  # noqa: PLC0415
+    from crmload.errors import ConfigError  # noqa: PLC0415
+
+    if args.tls_cert is None:
+        if args.tls_key is not None:
+            raise UsageError("--tls-key needs --tls-cert")
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the TLS certificate {args.tls_cert}: {exc}") from None
+    return ctx
 
 
 def _plan(args: argparse.Namespace) -> Any:

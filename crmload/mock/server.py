@@ -20,6 +20,7 @@ import contextlib
 import logging
 import random
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -31,6 +32,7 @@ from typing import Any
 
 from crmload.metadata import Metadata, load_metadata
 from crmload.mock.admin import handle_admin
+from crmload.mock.authority import DEFAULT_TOKEN_LIFETIME_S, TokenAuthority
 from crmload.mock.bearer import BearerAuth
 from crmload.mock.envelope import CODE_AUTH, CODE_UNEXPECTED, SoapFault
 from crmload.mock.faults import FaultInjector, FaultPlan
@@ -99,6 +101,10 @@ class MockCrm:
         integrity: fault a lookup to a record that does not exist (ObjectDoesNotExist), as CRM does.
         limits: the Organization service's service-protection limits per user (``mock.protection``;
             Dataverse's 6000/1200 s/52 over 300 s by default); None turns them off.
+        tls: serve HTTPS with this server-side context (tests build one from a ``trustme`` CA).
+        clients, tenants, token_lifetime_s: serve an Azure-AD-like token authority at ``/{tenant}/...`` for
+            these ``{client_id: secret}`` (tenants: None accepts any), whose tokens the Organization service
+            accepts as the client id; see ``crmload.mock.authority``. MSAL needs ``tls`` for it.
         sleep, clock: injected time for latency and handshake costs (tests freeze the clock and record the
             sleeps).
     """
@@ -120,6 +126,10 @@ class MockCrm:
         max_batch_size: int = 1000,
         integrity: bool = True,
         limits: ServiceLimits | None = DEFAULT_SERVICE_LIMITS,
+        tls: ssl.SSLContext | None = None,
+        clients: Mapping[str, str] | None = None,
+        tenants: Iterable[str] | None = None,
+        token_lifetime_s: int = DEFAULT_TOKEN_LIFETIME_S,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -138,7 +148,13 @@ class MockCrm:
         self.stats_counter = Stats()
         self.injector = FaultInjector(faults or FaultPlan())
         self.protocol = Protocol(org, meta, self.store, seed or 0)
-        self.bearer = BearerAuth(tokens)
+        self.tls = tls
+        self.bearer = BearerAuth(tokens, clock=clock)
+        self.authority = (
+            TokenAuthority(clients, self.bearer, tenants=tenants, lifetime_s=token_lifetime_s)
+            if clients
+            else None
+        )
         self.org_protocol = build_org_protocol(self.protocol.ctx, self.store, self.bearer, max_batch_size)
         self.protection = Protection(limits, clock)
         self.authenticator: Any = None
@@ -176,8 +192,8 @@ class MockCrm:
 
     @property
     def base_url(self) -> str:
-        """``http://host:port`` of the running server."""
-        return f"http://{self.host}:{self._port}"
+        """``http://host:port`` (``https://`` with ``tls``) of the running server."""
+        return f"{'https' if self.tls is not None else 'http'}://{self.host}:{self._port}"
 
     @property
     def url(self) -> str:
@@ -248,6 +264,8 @@ class MockCrm:
         snap["service_protection"] = self.protection.snapshot()
         if self.authenticator is not None:
             snap["auth"] = dict(self.authenticator.stats())
+        if self.authority is not None:
+            snap["token"] = self.authority.stats()
         return snap
 
     def records(self, entity: str) -> list[dict[str, Any]]:
@@ -260,6 +278,8 @@ class MockCrm:
         self.stats_counter.reset()
         self.injector.configure(self.injector.plan)
         self.protection.reset()
+        if self.authority is not None:
+            self.authority.reset()
         if self.authenticator is not None and hasattr(self.authenticator, "reset"):
             self.authenticator.reset()
 
@@ -302,6 +322,8 @@ class MockCrm:
         sock.settimeout(self.idle_timeout_s)
         buf = bytearray()
         try:
+            if self.tls is not None:
+                sock = self._tls_accept(sock, state)
             while not self._stopping.is_set():
                 if not self._one_request(sock, state, buf):
                     break
@@ -314,6 +336,20 @@ class MockCrm:
                 with self._conns_lock:
                     self._conns.pop(state.id, None)
                 self.stats_counter.connection_closed()
+
+    def _tls_accept(self, sock: socket.socket, state: ConnState) -> socket.socket:
+        """The server side of the TLS handshake, in the connection's thread; ``stop`` then shuts the TLS
+        socket (the plain one is detached by the wrap)."""
+        assert self.tls is not None
+        try:
+            wrapped = self.tls.wrap_socket(sock, server_side=True)
+        except (ssl.SSLError, OSError):
+            self.stats_counter.fault("tls_handshake_failed")
+            raise
+        with self._conns_lock:
+            if state.id in self._conns:
+                self._conns[state.id] = (wrapped, self._conns[state.id][1])
+        return wrapped
 
     def _one_request(  # noqa: PLR0911 - one exit per kind of answer reads best here
         self, sock: socket.socket, state: ConnState, buf: bytearray
@@ -335,6 +371,9 @@ class MockCrm:
             self.stats_counter.http("requests_chunked")
         if req.path.startswith("/_mock/"):
             status, ctype, body = handle_admin(self, req)
+            return self._send(sock, state, req, status=status, body=body, ctype=ctype)
+        if self.authority is not None and self.authority.handles(req.path):
+            status, ctype, body = self.authority.answer(req, self.base_url)
             return self._send(sock, state, req, status=status, body=body, ctype=ctype)
         org_ns = org_soap_version(req.path, self.org)
         if org_ns is not None:
