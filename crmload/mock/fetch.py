@@ -6,6 +6,8 @@ Supported: ``<fetch mapping="logical" count=".." page=".." aggregate="true">``, 
 not-in, like,
 not-like, gt, ge, lt, le) and nested filters, ``<order attribute descending>``. The answer is CRM 4.0's
 ``<resultset morerecords="0|1" paging-cookie="..."><result>...</result></resultset>`` string.
+An aggregate over more than ``AGGREGATE_LIMIT`` (50,000) records faults as CRM's does
+(AggregateQueryRecordLimit, ``0x8004E023``): a count is no way to learn how many records a big entity holds.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ from lxml import etree
 
 from crmload.metadata import Metadata
 from crmload.mock.entity import entity_meta, invalid
-from crmload.mock.envelope import parse_xml
+from crmload.mock.envelope import SoapFault, parse_xml
 from crmload.mock.query import Filter, Query, condition, page_of, select
 from crmload.mock.store import Record, Store
 from crmload.mock.values import Value
 
-__all__ = ["parse_fetch", "run_fetch"]
+__all__ = ["AGGREGATE_LIMIT", "CODE_AGGREGATE_LIMIT", "parse_fetch", "run_fetch"]
+
+#: CRM refuses an aggregate query over more records than this (AggregateQueryRecordLimit).
+AGGREGATE_LIMIT = 50_000
+CODE_AGGREGATE_LIMIT = "0x8004E023"
 
 _OPS = {
     "eq": "Equal",
@@ -111,6 +117,10 @@ def run_fetch(fetch_xml: str, metadata: Metadata, store: Store) -> str:
     meta, columns = query.meta, query.columns
     hits = select(query, store.all(meta.name))
     if aggregates:
+        if len(hits) > AGGREGATE_LIMIT:
+            raise SoapFault(
+                CODE_AGGREGATE_LIMIT, "AggregateQueryRecordLimit exceeded. Cannot perform this operation."
+            )
         cells = "".join(f"<{alias}>{sum(1 for r in hits if _has(r, n))}</{alias}>" for alias, n in aggregates)
         return f'<resultset morerecords="0"><result>{cells}</result></resultset>'
     page, more, cookie = page_of(query, hits)

@@ -16,7 +16,7 @@ from crmload.mock.entity import entity_meta, invalid
 from crmload.mock.envelope import attr_qname, child, text_of
 from crmload.mock.fetch import parse_fetch
 from crmload.mock.org_values import render_entity_body
-from crmload.mock.query import Filter, Query, condition, page_of, select
+from crmload.mock.query import MAX_PAGE, Filter, Query, condition, page_of, select
 from crmload.mock.store import Store
 
 __all__ = ["parse_columns", "parse_org_query", "run_query"]
@@ -120,6 +120,8 @@ def run_query(query: Query, total: bool, store: Store) -> str:
     """Run ``query`` and render the children of its EntityCollection (prefixes a, i bound by the caller)."""
     hits = select(query, store.all(query.meta.name))
     page, more, cookie = page_of(query, hits)
+    # CRM counts at most 5,000 records and says when there were more: a count is never an exact total.
+    exceeded = total and len(hits) > MAX_PAGE
     entities = "".join(
         f"<a:Entity>{render_entity_body(query.meta, r, query.columns)}</a:Entity>" for r in page
     )
@@ -129,6 +131,7 @@ def run_query(query: Query, total: bool, store: Store) -> str:
     return (
         f"<a:Entities>{entities}</a:Entities><a:EntityName>{query.meta.name}</a:EntityName>"
         f"<a:MinActiveRowVersion>-1</a:MinActiveRowVersion><a:MoreRecords>{'true' if more else 'false'}"
-        f"</a:MoreRecords>{cookie_el}<a:TotalRecordCount>{len(hits) if total else -1}</a:TotalRecordCount>"
-        "<a:TotalRecordCountLimitExceeded>false</a:TotalRecordCountLimitExceeded>"
+        f"</a:MoreRecords>{cookie_el}<a:TotalRecordCount>{min(len(hits), MAX_PAGE) if total else -1}"
+        f"</a:TotalRecordCount><a:TotalRecordCountLimitExceeded>{'true' if exceeded else 'false'}"
+        "</a:TotalRecordCountLimitExceeded>"
     )

@@ -1,13 +1,20 @@
 """RetrieveMultiple for the mock: QueryExpression and QueryByAttribute (crm/2006/Query), filtering and paging.
 
 Supported condition operators: Equal, NotEqual, In, NotIn, Null, NotNull, Like, NotLike, GreaterThan,
-GreaterEqual, LessThan, LessEqual. Paging follows CRM 4.0: ``PageInfo/{PageNumber, Count, PagingCookie}``; the
+GreaterEqual, LessThan, LessEqual. Paging follows CRM: ``PageInfo/{PageNumber, Count, PagingCookie}``; the
 answer carries ``MoreRecords`` and a cookie ``<cookie page="N"><accountid last="{GUID}" first="{GUID}"
-/></cookie>``.
+/></cookie>``. Pages hold at most 5,000 records (a larger or missing Count gets 5,000, as CRM caps it).
+
+Order, as CRM's SQL has it: the query's orders, then the primary key, compared as SQL Server compares a
+``uniqueidentifier`` (bytes 10-15 first, then 8-9, 6-7, 4-5, 0-3), so pages never depend on insertion order.
+Without orders, a cookie resumes strictly after its ``last`` id (``accountid > last``), so a record deleted or
+added between two pages neither repeats nor hides the ones after it; with orders, after the ``last`` record
+if it is still there, else by page number.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -24,10 +31,21 @@ from crmload.mock.store import Record
 from crmload.mock.values import BadValue, Value, convert, render_dynamic, render_typed
 from crmload.soap import ns
 
-__all__ = ["Condition", "Filter", "Query", "page_of", "parse_query", "render_collection", "select"]
+__all__ = [
+    "MAX_PAGE",
+    "Condition",
+    "Filter",
+    "Query",
+    "guid_order",
+    "page_of",
+    "parse_query",
+    "render_collection",
+    "select",
+]
 
 Q = ns.QUERY2006
-_MAX_PAGE = 5000
+#: The most records one page holds (CRM's limit for a RetrieveMultiple or a fetch page).
+MAX_PAGE = 5000
 
 
 @dataclass(slots=True)
@@ -211,9 +229,24 @@ def parse_query(el: etree._Element | None, metadata: Metadata) -> Query:
     return query
 
 
+def guid_order(value: uuid.UUID) -> bytes:
+    """The sort key SQL Server gives a ``uniqueidentifier``: bytes 10-15, 8-9, 6-7, 4-5, then 0-3."""
+    b = value.bytes
+    return b[10:16] + b[8:10] + b[6:8] + b[4:6] + b[0:4]
+
+
+def _pk_order(key: str) -> Callable[[Record], bytes]:
+    def order(rec: Record) -> bytes:
+        value = rec[key].value if key in rec else None
+        return guid_order(value) if isinstance(value, uuid.UUID) else b""
+
+    return order
+
+
 def select(query: Query, records: list[Record]) -> list[Record]:
-    """Filter and order ``records``."""
+    """Filter and order ``records``: the query's orders, then the primary key (see the module docstring)."""
     hits = [r for r in records if matches(query.filter, r)]
+    hits.sort(key=_pk_order(query.meta.primary_key))
     for attr, desc in reversed(query.orders):
         present = [r for r in hits if r.get(attr) is not None and r[attr].value is not None]
         absent = [r for r in hits if r.get(attr) is None or r[attr].value is None]
@@ -233,12 +266,14 @@ def _cookie_last(cookie: str | None, key: str) -> uuid.UUID | None:
 
 
 def page_of(query: Query, hits: list[Record]) -> tuple[list[Record], bool, str | None]:
-    """Return (this page, more records, paging cookie) for ``hits``."""
-    size = query.count if 0 < query.count <= _MAX_PAGE else _MAX_PAGE
+    """Return (this page, more records, paging cookie) for ``hits`` as ``select`` ordered them."""
+    size = query.count if 0 < query.count <= MAX_PAGE else MAX_PAGE
     key = query.meta.primary_key
     start = (query.page - 1) * size
     last = _cookie_last(query.cookie, key)
-    if last is not None:
+    if last is not None and not query.orders:
+        start = bisect.bisect_right(hits, guid_order(last), key=_pk_order(key))
+    elif last is not None:
         ids = [r[key].value for r in hits]
         if last in ids:
             start = ids.index(last) + 1
