@@ -20,6 +20,8 @@ GOAL_TEXT = {
     ("broken_keepalive", "crmload_under_budget"): "crmload's new connections/s stay under the port budget",
     ("memory", "met_peak"): "peak RSS ≤ 100 MiB",
     ("memory", "flat"): "RSS flat (≤ 10 MiB growth over the second half)",
+    ("batches", "met_cpu"): "client CPU ≤ 30 µs/record at batch 1,000 (Organization service)",
+    ("batches", "met_ratio"): "≥ 10x zeep's records/s at batch 1,000 (same mock, interleaved)",
 }
 
 

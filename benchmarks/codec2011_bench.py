@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -70,8 +70,12 @@ def execute_multiple_response(n: int) -> bytes:
     ).encode()
 
 
-def zeep_builder(wsdl: Path, size: int) -> Callable[[], bytes] | None:
-    """The same ExecuteMultiple of ``size`` creates built by zeep from the real 2011 WSDL (extended)."""
+def zeep_execute_multiple(wsdl: Path) -> tuple[Any, Callable[[Sequence[Mapping[str, Any]]], Any]] | None:
+    """A zeep client on the real 2011 WSDL (extended) and a maker: account records -> ExecuteMultipleRequest.
+
+    The request is zeep's own objects (ContinueOnError and ReturnResponses true), ready for
+    ``client.create_message`` or for a service's ``Execute(request=...)``. None when the WSDL is not there.
+    """
     if not wsdl.is_file():
         return None
     from zeep import xsd
@@ -99,7 +103,7 @@ def zeep_builder(wsdl: Path, size: int) -> Callable[[], bytes] | None:
             return xsd.AnyObject(xsd.DateTime(), v.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
         return xsd.AnyObject(simple[type(v)], v)
 
-    def request(record: dict[str, Any]) -> Any:
+    def request(record: Mapping[str, Any]) -> Any:
         attrs = t(XRM2011, "AttributeCollection")(
             KeyValuePairOfstringanyType=[kv(key=k, value=value(v)) for k, v in record.items()]
         )
@@ -109,10 +113,8 @@ def zeep_builder(wsdl: Path, size: int) -> Callable[[], bytes] | None:
         params = t(XRM2011, "ParameterCollection")(KeyValuePairOfstringanyType=[target])
         return t(XRM2011, "CreateRequest")(Parameters=params, RequestId=xsd.Nil, RequestName="Create")
 
-    def build() -> bytes:
-        items = t(XRM2012, "OrganizationRequestCollection")(
-            OrganizationRequest=[request(RECORD) for _ in range(size)]
-        )
+    def execute_multiple(records: Sequence[Mapping[str, Any]]) -> Any:
+        items = t(XRM2012, "OrganizationRequestCollection")(OrganizationRequest=[request(r) for r in records])
         settings = t(XRM2012, "ExecuteMultipleSettings")(ContinueOnError=True, ReturnResponses=True)
         params = t(XRM2011, "ParameterCollection")(
             KeyValuePairOfstringanyType=[
@@ -120,9 +122,22 @@ def zeep_builder(wsdl: Path, size: int) -> Callable[[], bytes] | None:
                 kv(key="Settings", value=xsd.AnyObject(t(XRM2012, "ExecuteMultipleSettings"), settings)),
             ]
         )
-        em = t(XRM2011, "ExecuteMultipleRequest")(
+        return t(XRM2011, "ExecuteMultipleRequest")(
             Parameters=params, RequestId=xsd.Nil, RequestName="ExecuteMultiple"
         )
+
+    return client, execute_multiple
+
+
+def zeep_builder(wsdl: Path, size: int) -> Callable[[], bytes] | None:
+    """The same ExecuteMultiple of ``size`` creates built by zeep from the real 2011 WSDL (extended)."""
+    parts = zeep_execute_multiple(wsdl)
+    if parts is None:
+        return None
+    client, execute_multiple = parts
+
+    def build() -> bytes:
+        em = execute_multiple([RECORD] * size)
         message = client.create_message(client.service, "Execute", request=em)
         return bytes(etree.tostring(message, xml_declaration=True, encoding="utf-8"))
 

@@ -155,3 +155,38 @@ def latency_scaling(doc: dict[str, Any], path: Path) -> Path | None:
     ax.set_title("Latency-bound (20 ms per call)")
     ax.legend()
     return _save(fig, path)
+
+
+def batch_costs(doc: dict[str, Any], path: Path) -> Path | None:
+    """Client CPU µs/record and records/s against batch size, crmload and zeep (medians, min-max bars)."""
+    rows = doc.get("summary", [])
+    if not rows:
+        return None
+    plt = _plt()
+    fig, (cpu_ax, rate_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for name in ("crmload", "zeep"):
+        mine = sorted((r for r in rows if r["contender"] == name), key=lambda r: r["batch"])
+        xs = [r["batch"] for r in mine]
+        for ax, key in ((cpu_ax, "cpu_us_per_record"), (rate_ax, "records_per_s")):
+            ys = [r[key] for r in mine]
+            err = [
+                [y - r[f"{key}_min"] for y, r in zip(ys, mine, strict=True)],
+                [r[f"{key}_max"] - y for y, r in zip(ys, mine, strict=True)],
+            ]
+            ax.errorbar(xs, ys, yerr=err, fmt="o-", capsize=3, label=name, color=COLORS.get(name))
+    goal = (doc.get("goals") or {}).get("cpu_us_per_record_at_1000_max")
+    if goal:
+        cpu_ax.axhline(goal, ls="--", color="k", lw=0.8, label=f"goal at 1,000: {goal:g} µs")
+    sizes = sorted({r["batch"] for r in rows})
+    for ax in (cpu_ax, rate_ax):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(sizes)
+        ax.set_xticklabels([f"{b:,}" for b in sizes])
+        ax.set_xlabel("records per ExecuteMultiple (batch size)")
+        ax.legend()
+    cpu_ax.set_ylabel("client CPU µs per record")
+    cpu_ax.set_title("Client CPU per record")
+    rate_ax.set_ylabel("records/s (one connection, mock in its own process)")
+    rate_ax.set_title("Records/s against the mock")
+    return _save(fig, path)

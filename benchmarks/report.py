@@ -29,7 +29,15 @@ OTHER_RESULTS = {
     "mock_h11_probe": "Mock: h11 against the hand-written HTTP parser",
     "chaos": "Chaos: SIGKILL loops, exactly-once",
 }
-MAIN_SCENARIOS = ("port_wall", "throughput", "latency", "limiter_precision", "broken_keepalive", "memory")
+MAIN_SCENARIOS = (
+    "port_wall",
+    "throughput",
+    "latency",
+    "limiter_precision",
+    "broken_keepalive",
+    "memory",
+    "batches",
+)
 
 
 def _other_names(results: Path) -> list[tuple[str, str]]:
@@ -415,6 +423,10 @@ def render(results: Path = harness.RESULTS) -> Path:
         parts.append(_section_broken(docs["broken_keepalive"]))
     if "memory" in docs:
         parts.append(_section_memory(docs["memory"], md_dir, plot_dir))
+    if "batches" in docs:
+        from benchmarks import report_batches
+
+        parts.append(report_batches.section(docs["batches"], md_dir, plot_dir))
     others = [(n, t, d) for n, t in _other_names(results) if (d := _load(results, n)) is not None]
     if others:
         parts.append("## Component benchmarks (from their owners' result files)")
