@@ -28,6 +28,7 @@ _CURRENCY = "$€£¥"
 _TRUE = frozenset({"true", "1", "yes", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "n", "f"})
 # Not in XML 1.0's Char production: C0 controls other than tab, LF and CR, and U+FFFE/U+FFFF.
+_ENTITY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 #: Header and map type names -> CRM type names. CRM's own names are accepted too (case-insensitive).
@@ -198,8 +199,15 @@ def _reference(cls: type[Lookup]) -> Callable[[str, Options], Lookup]:
         assert o.target is not None
         if o.by_key:
             return cls(o.target, key_id(o.target, text))
+        target, sep, rest = text.partition(":")
+        if sep and _ENTITY.fullmatch(target):
+            # "entity:GUID" (what ``crmload export`` writes) names the record's entity in the value, so one
+            # Customer column can point at accounts and contacts alike.
+            target, text = target.lower(), rest.strip()
+        else:
+            target = o.target
         try:
-            return cls(o.target, UUID(text))
+            return cls(target, UUID(text))
         except ValueError:
             raise ValueError(
                 "not a GUID (to point at a record by its source key, map it as {lookup = ..., key = ...})"

@@ -25,8 +25,9 @@ Map file (every part optional)::
     [defaults]
     donotemail = false
 
-Header types: ``revenue:money``, ``industrycode:picklist``, ``parentcustomerid:lookup(account)`` (a GUID) and
-``parentcustomerid:key(account)`` (a source key of an account, resolved like ``--key`` did).
+Header types: ``revenue:money``, ``industrycode:picklist``, ``parentcustomerid:lookup(account)`` (a GUID, or
+``contact:GUID`` naming another entity) and ``parentcustomerid:key(account)`` (a source key of an account,
+resolved like ``--key`` did).
 """
 
 from __future__ import annotations
