@@ -34,7 +34,7 @@ from crmload.errors import (
 from crmload.metadata import Metadata, load_metadata
 from crmload.preflight import PreflightResult, check
 from crmload.retry import DEFAULT_RETRY_POLICY, RetryPolicy, RetryStats, retrying
-from crmload.soap.codec2007 import WhoAmI
+from crmload.soap.codec2007 import Page, WhoAmI
 from crmload.soap.dialect import Capabilities, build_dialect
 from crmload.soap.faults import not_soap_answer
 from crmload.throttle import CallLimiter, ConnectGuard, RateLimit
@@ -278,21 +278,49 @@ class CrmClient(BatchOps):
             raise ConfigError(f"where must be a mapping of attribute to value, not {type(where).__name__}")
         if columns is not None and not isinstance(columns, Sequence):
             raise ConfigError(f"columns must be a list of attribute names, not {type(columns).__name__}")
+        for page in self.retrieve_pages(entity, where, columns, page_size):
+            yield from page.records
+
+    def retrieve_pages(
+        self,
+        entity: str,
+        where: Mapping[str, object] | None = None,
+        columns: Sequence[str] | None = None,
+        page_size: int = 5000,
+        *,
+        page_number: int = 1,
+        paging_cookie: str | None = None,
+        fetch_xml: str | None = None,
+    ) -> Iterator[Page]:
+        """Yield whole pages (records, MoreRecords, PagingCookie) from ``page_number`` and ``paging_cookie``.
+
+        For readers that must know where a page ends (``crmload.read.export`` saves the cookie after each one,
+        so an interrupted export resumes at the next page). ``fetch_xml`` pages a FetchXML query instead
+        (Organization service: a FetchExpression with ``page``/``count``/``paging-cookie`` set per page).
+        """
         if isinstance(page_size, bool) or not isinstance(page_size, int):
             raise ConfigError(f"page_size must be an int, not {type(page_size).__name__}")
-        page_number, cookie = 1, None
+        codec: Any = self._codec
+        if fetch_xml is not None and hasattr(codec, "parse_fetch"):  # CRM 4.0's Fetch answers untyped text
+            raise ConfigError(
+                "paged FetchXML needs the Organization service; on CRM 4.0 use columns and where"
+            )
+        cookie = paging_cookie
         while True:
-            body = self._codec.build_retrieve_multiple(
-                entity, where, columns, page_size, page_number, cookie, dynamic=True
-            )
+            if fetch_xml is not None:
+                body = codec.build_fetch(
+                    fetch_xml, page_number=page_number, page_size=page_size, paging_cookie=cookie
+                )
+                action = "RetrieveMultiple"
+            else:
+                body = self._codec.build_retrieve_multiple(
+                    entity, where, columns, page_size, page_number, cookie, dynamic=True
+                )
+                action = "Execute"
             page = self._call(
-                "RetrieveMultiple",
-                body,
-                self._codec.parse_retrieve_multiple,
-                idempotent=True,
-                action="Execute",
+                "RetrieveMultiple", body, self._codec.parse_retrieve_multiple, idempotent=True, action=action
             )
-            yield from page.records
+            yield page
             if not page.more_records or not page.records:
                 return
             page_number, cookie = page_number + 1, page.paging_cookie

@@ -1,4 +1,4 @@
-"""Command line: ``python -m crmload {import,mock,budget} ...``.
+"""Command line: ``python -m crmload {import,export,verify,mock,budget} ...``.
 
 Each subcommand lives in its own module with ``register(subparsers)``; it sets ``func`` to a callable taking
 the parsed ``argparse.Namespace`` and returning the exit code. Subcommand modules import heavy parts
@@ -48,7 +48,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 #: Subcommand modules, in the order ``--help`` lists them. A module missing here is skipped, not fatal.
-_COMMANDS = ("crmload.cli.import_cmd", "crmload.cli.mock_cmd", "crmload.cli.budget_cmd")
+_COMMANDS = (
+    "crmload.cli.import_cmd",
+    "crmload.cli.export_cmd",
+    "crmload.cli.verify_cmd",
+    "crmload.cli.mock_cmd",
+    "crmload.cli.budget_cmd",
+)
 
 log = logging.getLogger("crmload.cli")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib
 import os
 import signal
@@ -77,6 +78,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--org", default=os.environ.get("CRMLOAD_ORG"), help="organization (default $CRMLOAD_ORG)")
     p.add_argument("--map", metavar="MAP.toml", help="column -> attribute mapping with types")
     p.add_argument("--key", metavar="COLUMN", help="deterministic id = uuid5(entity namespace, value)")
+    p.add_argument(
+        "--no-trim", action="store_true", help="keep spaces around values (a file from crmload export)"
+    )
     p.add_argument("--mode", choices=("create", "update", "upsert", "delete"), default="create")
     p.add_argument("--workers", type=_flags.positive_int, default=4, help="concurrent calls (default 4)")
     p.add_argument(
@@ -240,6 +244,8 @@ def _load(  # noqa: PLR0917 - private step of run()
     except ConfigError as exc:
         return _usage(args, str(exc))
     spec = MapSpec.load(args.map) if args.map else None
+    if args.no_trim:  # an export's file: its strings are exactly what CRM holds, spaces included
+        spec = dataclasses.replace(spec or MapSpec(), trim=False)
     client = None
     if not args.dry_run:
         from crmload.client import CrmClient  # noqa: PLC0415 - lazy: --help stays fast
