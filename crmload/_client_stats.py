@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CallStats", "LatencyReservoir"]
+__all__ = ["CallStats", "CallTrace", "LatencyReservoir"]
 
 
 class LatencyReservoir:
@@ -47,14 +48,39 @@ class LatencyReservoir:
         return ordered[index]
 
 
+@dataclass(frozen=True, slots=True)
+class CallTrace:
+    """One thread's running totals: requests sent, server time of the answered ones, busy and lost answers.
+
+    Two readings around a call, subtracted, tell an adaptive caller (the loader's batch sizer) how that call
+    went on the wire, retries included, without timing it from outside.
+    """
+
+    attempts: int = 0
+    answered_s: float = 0.0
+    busy: int = 0
+    lost: int = 0
+
+    def __sub__(self, other: CallTrace) -> CallTrace:
+        return CallTrace(
+            self.attempts - other.attempts,
+            self.answered_s - other.answered_s,
+            self.busy - other.busy,
+            self.lost - other.lost,
+        )
+
+
 class _Cell:
     """One thread's counters; only that thread writes them, so the hot path takes no lock."""
 
-    __slots__ = ("attempts", "calls", "confirmed", "errors", "latency")
+    __slots__ = ("answered_s", "attempts", "busy", "calls", "confirmed", "errors", "latency", "lost")
 
     def __init__(self, seed: int) -> None:
         self.calls: Counter[str] = Counter()
         self.attempts = 0
+        self.answered_s = 0.0
+        self.busy = 0
+        self.lost = 0
         self.errors: Counter[str] = Counter()
         self.confirmed = 0
         self.latency = LatencyReservoir(size=1024, rng=random.Random(seed))
@@ -91,8 +117,20 @@ class CallStats:
         """Count one request sent; ``latency_s`` is None when no answer came back."""
         cell = self._cell()
         cell.attempts += 1
-        if latency_s is not None:
+        if latency_s is None:
+            cell.lost += 1
+        else:
+            cell.answered_s += latency_s
             cell.latency.add(latency_s)
+
+    def busy(self) -> None:
+        """Count one busy or throttling answer (the call is retried after it)."""
+        self._cell().busy += 1
+
+    def trace(self) -> CallTrace:
+        """This thread's running totals (see ``CallTrace``)."""
+        cell = self._cell()
+        return CallTrace(cell.attempts, cell.answered_s, cell.busy, cell.lost)
 
     def error(self, exc: BaseException) -> None:
         """Count one operation that raised, by error type."""

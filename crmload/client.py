@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from crmload._batch import BatchOps, BatchStats
-from crmload._client_stats import CallStats
+from crmload._client_stats import CallStats, CallTrace
 from crmload._errmap import FOREIGN_ERRORS, classify
 from crmload.budget import DEFAULT_PORT_BUDGET, PortBudget
 from crmload.errors import (
@@ -393,6 +393,14 @@ class CrmClient(BatchOps):
         out.update(self._batch_stats.snapshot())
         return out
 
+    def call_trace(self) -> CallTrace:
+        """The calling thread's running totals: requests, answered server time, busy and lost answers.
+
+        Subtract two readings taken around a call to see how it went on the wire (the loader's ``auto``
+        batch size does); cheap, and no lock.
+        """
+        return self._stats.trace()
+
     # --- the operation pipeline -----------------------------------------------------------------------------
 
     def _call(
@@ -461,6 +469,7 @@ class CrmClient(BatchOps):
         )
         if isinstance(error, ServerBusyError):
             self._limiter.on_busy(error.retry_after)
+            self._stats.busy()
         if error is not None:
             raise error
         try:

@@ -12,7 +12,17 @@ import math
 
 from crmload.errors import ConfigError
 
-__all__ = ["delimiter", "encoding", "entity", "positive_int", "rate", "timeout", "url"]
+__all__ = [
+    "batch_size",
+    "delimiter",
+    "encoding",
+    "entity",
+    "positive_float",
+    "positive_int",
+    "rate",
+    "timeout",
+    "url",
+]
 
 
 def rate(text: str) -> str:
@@ -61,6 +71,27 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def batch_size(text: str) -> int | str:
+    """``--batch-size``: ``auto`` or a whole number >= 1."""
+    from crmload.load.sizing import parse_size  # noqa: PLC0415 - lazy: --help stays fast
+
+    try:
+        return parse_size(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0, e.g. seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text!r}")
     return value
 
 

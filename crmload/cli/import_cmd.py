@@ -38,6 +38,8 @@ examples:
   python -m crmload import accounts.csv --entity account --key accountnumber \\
       --url http://crm/MSCRMServices/2007/CrmService.asmx --org Contoso
   python -m crmload import contacts.csv --entity contact --map contacts.map.toml --key contact_key --resume
+  CRM_TOKEN=... python -m crmload import accounts.csv --entity account --token-env CRM_TOKEN \
+      --url https://contoso.crm4.dynamics.com/ --batch-size auto
 
 exit codes: 0 all done; 3 finished with rejected or in-doubt rows; 1 fatal error; 2 usage error
 """
@@ -73,9 +75,19 @@ def register(subparsers: Any) -> None:
         "--url",
         type=_flags.url,
         default=os.environ.get("CRMLOAD_URL"),
-        help="CrmService.asmx URL (default $CRMLOAD_URL; if neither, an embedded mock CRM is started)",
+        help="CrmService.asmx (CRM 4.0) or Organization.svc/web URL, or an organisation's root URL "
+        "(default $CRMLOAD_URL; if neither, an embedded mock CRM is started)",
     )
-    p.add_argument("--org", default=os.environ.get("CRMLOAD_ORG"), help="organization (default $CRMLOAD_ORG)")
+    p.add_argument(
+        "--endpoint",
+        choices=("2007", "2011"),
+        help="the endpoint to speak when the URL does not say: 2007 (CRM 4.0) or 2011 (Organization service)",
+    )
+    p.add_argument(
+        "--org",
+        default=os.environ.get("CRMLOAD_ORG"),
+        help="organization (default $CRMLOAD_ORG); required for CRM 4.0, taken from the URL on 2011",
+    )
     p.add_argument("--map", metavar="MAP.toml", help="column -> attribute mapping with types")
     p.add_argument("--key", metavar="COLUMN", help="deterministic id = uuid5(entity namespace, value)")
     p.add_argument(
@@ -88,6 +100,21 @@ def register(subparsers: Any) -> None:
         type=_flags.rate,
         metavar="N|auto|unlimited",
         help="calls per second (default: the port budget)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_flags.batch_size,
+        default="auto",
+        metavar="N|auto",
+        help="rows per request (one ExecuteMultiple): auto adapts to the server on the Organization service; "
+        "CRM 4.0 sends 1 (default auto)",
+    )
+    p.add_argument(
+        "--batch-target-s",
+        type=_flags.positive_float,
+        default=3.0,
+        metavar="S",
+        help="server seconds each auto-sized batch aims at (default 3)",
     )
     p.add_argument(
         "--timeout",
@@ -198,15 +225,32 @@ def run(args: argparse.Namespace) -> int:
         args.temp_journal = False
         if not url and not args.dry_run:
             url, org, rate = _embedded_mock(args, stack, org, rate)
+        if url and _dialect(args, url) == "2011":
+            org = org or None  # the Organization service names its organisation in the URL
             if journal is None:
                 # A fresh journal per demo run: the embedded mock's records vanish with it anyway.
                 tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="crmload-"))
                 journal = Path(tmp) / (src.name + ".crmload.sqlite")
                 args.temp_journal = True
-        if not org and not args.dry_run:
-            return _usage(args, "--org is required (or set $CRMLOAD_ORG)")
+        if not org and not args.dry_run and _dialect(args, url) == "2007":
+            return _usage(args, "--org is required for CRM 4.0 (or set $CRMLOAD_ORG)")
         return _load(args, stack, src, url, org or "", rate, journal)
     return 1  # pragma: no cover - the with block always returns
+
+
+def _dialect(args: argparse.Namespace, url: str | None) -> str | None:
+    """The endpoint ``url`` speaks (``--endpoint`` overrides); a URL and an endpoint that disagree: exit 2."""
+    if not url:
+        return args.endpoint  # type: ignore[no-any-return]
+    from crmload.errors import ConfigError  # noqa: PLC0415
+    from crmload.soap.dialect import select_url  # noqa: PLC0415 - lazy: --help stays fast
+
+    try:
+        return select_url(url, args.endpoint)[0]
+    except ConfigError as exc:
+        from crmload.cli import UsageError  # noqa: PLC0415 - the package imports this module
+
+        raise UsageError(f"--url: {exc}") from None
 
 
 def _embedded_mock(
@@ -215,13 +259,14 @@ def _embedded_mock(
     from crmload.mock import MockCrm  # noqa: PLC0415 - lazy: --help stays fast
 
     server = stack.enter_context(MockCrm(org=org or "Contoso"))
+    url = server.url2011 if args.endpoint == "2011" else server.url
     _say(
         args,
-        f"no --url or $CRMLOAD_URL: loading into an embedded mock CRM at {server.url} "
+        f"no --url or $CRMLOAD_URL: loading into an embedded mock CRM at {url} "
         "(its records vanish when this command ends)",
     )
     # The rate limit protects a real server; the always-on connection guard still protects the ports.
-    return server.url, org or "Contoso", rate or "unlimited"
+    return url, org or "Contoso", rate or "unlimited"
 
 
 def _load(  # noqa: PLR0917 - private step of run()
@@ -234,7 +279,7 @@ def _load(  # noqa: PLR0917 - private step of run()
     journal: Path | None,
 ) -> int:
     from crmload.errors import ConfigError  # noqa: PLC0415
-    from crmload.load import CsvSource, Loader, Mapper, MapSpec, Progress  # noqa: PLC0415 - lazy: --help stays fast
+    from crmload.load import CsvSource, Mapper, MapSpec, Progress  # noqa: PLC0415 - lazy: --help stays fast
     from crmload.load.outfiles import output_paths  # noqa: PLC0415
 
     default_journal = journal is None
@@ -256,7 +301,8 @@ def _load(  # noqa: PLR0917 - private step of run()
         client = stack.enter_context(
             CrmClient(
                 url,
-                org=org,
+                org=org or None,
+                endpoint=args.endpoint,
                 workers=args.workers,
                 rate=rate,
                 timeout=args.timeout,
@@ -276,7 +322,40 @@ def _load(  # noqa: PLR0917 - private step of run()
     progress = Progress(enabled=show_bar, stats=stats)
     if default_journal and args.resume and not journal.exists():
         _say(args, "no journal to resume: starting a new run")
-    loader = Loader(
+    try:
+        loader = _loader(args, client, mapper, journal, rejects, in_doubt, progress)
+    except ConfigError as exc:  # a batch size the endpoint cannot take
+        return _usage(args, str(exc))
+    try:
+        with _stop_on_sigint(args, loader):
+            summary = loader.run(source)
+    finally:
+        loader.close()
+    if args.temp_journal:
+        summary.journal = None
+    print(summary.to_json() if args.json else summary.render(), flush=True)
+    resume = "--resume continues the run" if summary.journal else "no journal was kept: run again"
+    if summary.fatal:
+        print(f"crmload: error: {summary.fatal}; {resume}", file=sys.stderr)
+    elif summary.interrupted:
+        print(f"crmload: error: interrupted with {summary.pending} rows pending; {resume}", file=sys.stderr)
+    code: int = summary.exit_code
+    return code
+
+
+def _loader(  # noqa: PLR0917 - private step of _load()
+    args: argparse.Namespace,
+    client: Any,
+    mapper: Any,
+    journal: Path,
+    rejects: Any,
+    in_doubt: Any,
+    progress: Any,
+) -> Any:
+    from crmload.load import Loader  # noqa: PLC0415
+    from crmload.load.sizing import BatchPolicy  # noqa: PLC0415
+
+    return Loader(
         client,
         args.entity,
         mode=args.mode,
@@ -292,21 +371,9 @@ def _load(  # noqa: PLR0917 - private step of run()
         dry_run=args.dry_run,
         progress=progress,
         breaker=args.breaker,
+        batch_size=args.batch_size,
+        batch_policy=BatchPolicy(target_s=args.batch_target_s),
     )
-    try:
-        with _stop_on_sigint(args, loader):
-            summary = loader.run(source)
-    finally:
-        loader.close()
-    if args.temp_journal:
-        summary.journal = None
-    print(summary.to_json() if args.json else summary.render(), flush=True)
-    resume = "--resume continues the run" if summary.journal else "no journal was kept: run again"
-    if summary.fatal:
-        print(f"crmload: error: {summary.fatal}; {resume}", file=sys.stderr)
-    elif summary.interrupted:
-        print(f"crmload: error: interrupted with {summary.pending} rows pending; {resume}", file=sys.stderr)
-    return summary.exit_code
 
 
 @contextlib.contextmanager

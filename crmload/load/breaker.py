@@ -99,6 +99,11 @@ class Breaker(Generic[T]):
         """Number one send, in send order (``next`` on an ``itertools.count`` is atomic under the GIL)."""
         return next(self._tickets)
 
+    def tickets(self, n: int) -> list[int]:
+        """Number the ``n`` rows of one batch, consecutively, in row order."""
+        with self._lock:
+            return [next(self._tickets) for _ in range(n)]
+
     @property
     def holding(self) -> bool:
         """True while rows are held (read without the lock: a success checks this on every row)."""

@@ -26,31 +26,25 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
-from crmload.errors import (
-    ConfigError,
-    CrmLoadError,
-    InputError,
-    JournalError,
-    RecordNotFound,
-)
+from crmload.errors import ConfigError, InputError, JournalError
+from crmload.load.batches import BatchCounters
 from crmload.load.breaker import DEFAULT_BREAKER_THRESHOLD, Breaker
 from crmload.load.journal import FileIdentity, Journal, Target, file_identity, public_url
 from crmload.load.mapping import Mapped, Mapper, MapSpec
 from crmload.load.progress import Progress
 from crmload.load.rejects import RejectsWriter, open_writer
-from crmload.load.send import classify, proves_not_applied, send_one
+from crmload.load.sizing import DEFAULT_BATCH_POLICY, AutoSizer, BatchPolicy, FixedSizer, Sizer, parse_size
 from crmload.load.source import CsvSource, SourceRow
 from crmload.load.summary import Summary, client_numbers, stats_delta
+from crmload.load.worker import IN_DOUBT, SendOps
 
 __all__ = ["MODES", "Loader"]
 
 log = logging.getLogger(__name__)
 
 MODES = ("create", "update", "upsert", "delete")
-_IN_DOUBT = "the Create may have been applied before its answer was lost; not re-sent (check CRM)"
-_IN_DOUBT_EARLIER = f"in doubt since an earlier run: {_IN_DOUBT}"
+_IN_DOUBT_EARLIER = f"in doubt since an earlier run: {IN_DOUBT}"
 
 
 @dataclass(slots=True)
@@ -75,7 +69,7 @@ def _rows(items: Iterable[Mapping[str, Any]] | CsvSource) -> Iterator[SourceRow]
             yield SourceRow(n, dict(item))
 
 
-class Loader:
+class Loader(SendOps):
     """Push a stream of records into one CRM entity, exactly once per row, with a journal and a rejects file.
 
     Args:
@@ -97,6 +91,10 @@ class Loader:
         progress: counters and bar; a silent one by default.
         breaker: sent rows in a row failing with one run-level fault (privilege, organisation, unknown
             entity or attribute) that stop the run, those rows left pending (``load/breaker.py``); 0: never.
+        batch_size: rows per request: ``"auto"`` (adaptive on an endpoint with batches, 1 on CRM 4.0) or a
+            number (at most the endpoint's largest batch); a batch is one ExecuteMultiple (``load/worker``).
+        batch_policy: the ``auto`` size's target server time and bounds (``load/sizing.BatchPolicy``).
+        read_chunk: rows read, mapped and journalled as pending together.
 
     Example::
 
@@ -124,7 +122,9 @@ class Loader:
         retarget: bool = False,
         dry_run: bool = False,
         progress: Progress | None = None,
-        batch_size: int = 200,
+        batch_size: int | str = "auto",
+        batch_policy: BatchPolicy = DEFAULT_BATCH_POLICY,
+        read_chunk: int = 200,
         target: Target | None = None,
         clock: Callable[[], float] = time.monotonic,
         breaker: int = DEFAULT_BREAKER_THRESHOLD,
@@ -142,7 +142,10 @@ class Loader:
         self.workers = workers
         self.dry_run = dry_run
         self.progress = progress or Progress()
-        self.batch_size = batch_size
+        self.read_chunk = read_chunk
+        self.sizer: Sizer = _sizer(client, parse_size(batch_size), batch_policy, dry_run)
+        self.counters = BatchCounters()
+        self._take_lock = threading.Lock()
         self.target = target or Target(
             url=public_url(_client_attr(client, "url", "_transport")),
             org=_client_attr(client, "org", "_codec"),
@@ -222,7 +225,8 @@ class Loader:
         started = self._clock()
         self._stats_before = self.client.stats() if self.client is not None and not self.dry_run else {}
         pool: list[threading.Thread] = []
-        work: queue.Queue[_Work | None] = queue.Queue(maxsize=self.workers * 4)
+        # Room for a whole batch to gather while the workers' batches are out.
+        work: queue.Queue[_Work | None] = queue.Queue(maxsize=max(self.workers * 4, 2 * self.sizer.size()))
         try:
             if self._resume and not self.dry_run:
                 self._settle_maybe_sent()
@@ -276,21 +280,21 @@ class Loader:
                 self.journal.end_run()
 
     def _read(self, rows: Iterator[SourceRow], work: queue.Queue[_Work | None]) -> None:
-        batch: list[SourceRow] = []
+        chunk: list[SourceRow] = []
         for row in rows:
-            batch.append(row)
-            if len(batch) >= self.batch_size:
+            chunk.append(row)
+            if len(chunk) >= self.read_chunk:
                 try:
-                    self._batch(batch, work)
+                    self._chunk(chunk, work)
                 except _Fatal:
                     self._list_earlier_in_doubt(rows)
                     raise
-                batch = []
+                chunk = []
             if self._stop.is_set():
-                self._list_earlier_in_doubt(itertools.chain(batch, rows))
+                self._list_earlier_in_doubt(itertools.chain(chunk, rows))
                 return
-        if batch:
-            self._batch(batch, work)
+        if chunk:
+            self._chunk(chunk, work)
 
     def _list_earlier_in_doubt(self, rows: Iterator[SourceRow]) -> None:
         """After a fatal stop, still write the unread rows an earlier run left in doubt to the in-doubt file.
@@ -300,17 +304,18 @@ class Loader:
         if self.in_doubt is None or not self._resume:
             return  # a new run has no journalled rows beyond those it read
         assert self.journal is not None
-        while chunk := list(itertools.islice(rows, self.batch_size)):
+        while chunk := list(itertools.islice(rows, self.read_chunk)):
             known = self.journal.states(chunk[0].line_no, chunk[-1].line_no)
             for row in chunk:
                 if known.get(row.line_no, ("", 0))[0] == "in_doubt":
                     self.in_doubt.write(row.line_no, "send", _IN_DOUBT_EARLIER, row.values)
 
-    def _batch(self, batch: list[SourceRow], work: queue.Queue[_Work | None]) -> None:
+    def _chunk(self, chunk: list[SourceRow], work: queue.Queue[_Work | None]) -> None:
+        """Map a chunk of read rows, journal them pending (one commit), queue them for the workers."""
         assert self.journal is not None
-        known = self.journal.states(batch[0].line_no, batch[-1].line_no) if self._resume else {}
+        known = self.journal.states(chunk[0].line_no, chunk[-1].line_no) if self._resume else {}
         ready: list[_Work] = []
-        for row in batch:
+        for row in chunk:
             state = known.get(row.line_no, (None, 0))[0]
             if state in ("done", "rejected", "in_doubt"):
                 self._skipped += 1
@@ -394,67 +399,6 @@ class Loader:
         self.progress.add("rejected")
         log.info("line %s rejected (%s): %s", line, phase, error)
 
-    # -- workers ---------------------------------------------------------------------------------------------
-    def _worker(self, work: queue.Queue[_Work | None]) -> None:
-        while True:
-            item = work.get()
-            if item is None:
-                return
-            if self._stop.is_set():
-                continue  # leave it pending: --resume sends it
-            try:
-                self._send(item)
-            except Exception as exc:
-                self._set_fatal(exc)
-
-    def _send(self, w: _Work) -> None:
-        assert self.journal is not None
-        rec = w.mapped
-        keyed = rec.id is not None
-        # Only an unkeyed Create needs its attempt on disk before it goes: nothing else can tell a resume
-        # that it may have landed. Keyed rows are settled by Retrieve or an idempotent re-send.
-        self.journal.mark_sending(w.line, durable=not keyed and self.mode in ("create", "upsert"))
-        ticket = self._breaker.ticket()
-        try:
-            crm_id, outcome = send_one(self.client, self.entity, self.mode, rec)
-        except CrmLoadError as exc:
-            verdict, phase = classify(exc, keyed=keyed, mode=self.mode)
-            if verdict == "reject":
-                self._fault(w, exc, phase, ticket)
-            elif verdict == "in_doubt":
-                error = f"{_IN_DOUBT}: {exc}"
-                self.journal.settle(w.line, "in_doubt", phase=phase, error=error)
-                if self.in_doubt is not None:
-                    self.in_doubt.write(w.line, phase, error, w.values)
-                self.progress.add("in_doubt")
-            else:
-                if not keyed and proves_not_applied(exc):
-                    self.journal.reset_attempts(w.line)  # never applied: --resume sends it, not "in doubt"
-                self._set_fatal(exc)
-            return
-        self.journal.settle(w.line, "done", crm_id=str(crm_id) if crm_id else None, outcome=outcome)
-        self.progress.add("done")
-        if self._breaker.holding:
-            self._reject_held(self._breaker.success(ticket))
-
-    def _fault(self, w: _Work, exc: CrmLoadError, phase: str, ticket: int) -> None:
-        """Reject a row that failed, unless the breaker holds it (pending) as part of a run-level streak."""
-        assert self.journal is not None
-        action, released = self._breaker.fault(exc, (w, phase, _send_error(exc)), ticket)
-        if action in ("trip", "pending") and self._breaker.tripped is not None:
-            # First, and by every worker that meets the fault: each row sent from now on fails alike.
-            self._set_fatal(self._breaker.tripped)
-        self._reject_held(released)
-        if action == "reject":
-            self._reject(w.line, w.mapped.key, phase, _send_error(exc), w.values)
-            return
-        if w.mapped.id is None:
-            self.journal.reset_attempts(w.line)  # CRM refused it: not applied, so never "in doubt" on resume
-
-    def _reject_held(self, held: list[tuple[_Work, str, str]]) -> None:
-        for w, phase, error in held:  # the streak broke: these faults were the rows' own after all
-            self._reject(w.line, w.mapped.key, phase, error, w.values)
-
     def _set_fatal(self, exc: BaseException) -> None:
         if self._fatal is None:
             # The caller gets the exception and reports it once; a second line here would only repeat it.
@@ -463,27 +407,6 @@ class Loader:
             # (and its run lock) open until a garbage collection, after run() has returned.
             self._fatal = exc.with_traceback(None)
         self._stop.set()
-
-    # -- resume ----------------------------------------------------------------------------------------------
-    def _settle_maybe_sent(self) -> None:
-        """Settle rows an earlier run may have sent without recording the answer, before sending new ones."""
-        assert self.journal is not None
-        for line, _key, crm_id, state in self.journal.maybe_sent():
-            if crm_id is None:
-                self.journal.settle(line, "in_doubt", phase="send", error=_IN_DOUBT)
-                continue
-            if self.mode != "create":
-                if state == "in_doubt":
-                    self.journal.settle(line, "pending")
-                continue  # update, upsert and delete are re-sent as they are: idempotent by id
-            try:
-                self.client.retrieve(self.entity, UUID(crm_id), columns=[self.mapper.primary_key])
-            except RecordNotFound:
-                self.journal.settle(line, "pending")
-                self.journal.reset_attempts(line)
-                continue
-            self.journal.settle(line, "done", crm_id=crm_id, outcome="created")
-        self.journal.flush()
 
     # -- summary ---------------------------------------------------------------------------------------------
     def _summary(self, started: float) -> Summary:
@@ -524,6 +447,8 @@ class Loader:
             fatal=f"{type(fatal).__name__}: {fatal}" if fatal else None,
             interrupted=self._interrupted,
             source=self._source.accounting() if self._source is not None else {},
+            batch_size=self.sizer.label,
+            **self.counters.snapshot(),
         )
 
     def close(self) -> None:
@@ -545,12 +470,27 @@ def _read_error(row: SourceRow) -> str:
     return str(row.error)
 
 
-def _send_error(exc: BaseException) -> str:
-    code = getattr(exc, "code", None)
-    return f"{type(exc).__name__}{f' {code}' if code else ''}: {exc}"
-
-
 def _client_attr(client: Any, name: str, holder: str) -> str:
     """The client's URL or org, for the journal's target (``client.url``, else its transport's or codec's)."""
     value = getattr(client, name, None) or getattr(getattr(client, holder, None), name, None)
     return str(value or "")
+
+
+def _sizer(client: Any, size: int | str, policy: BatchPolicy, dry_run: bool) -> Sizer:
+    """The batch size for ``client``: ``auto`` adapts where the endpoint has batches; CRM 4.0 sends 1."""
+    caps = getattr(client, "capabilities", None)
+    largest = int(getattr(caps, "max_batch", 1)) if caps is not None and not dry_run else 1
+
+    def ceiling() -> int:
+        return max(1, min(largest, int(getattr(client, "batch_limit", largest))))
+
+    if size == "auto":
+        return AutoSizer(policy, ceiling=ceiling) if largest > 1 else FixedSizer(1)
+    assert isinstance(size, int)
+    if size > largest and not dry_run:
+        endpoint = getattr(client, "endpoint", "this")
+        raise ConfigError(
+            f"batch size {size} is more than the {endpoint} endpoint takes in one request ({largest})"
+            + ("; CRM 4.0 has no batches: use 1 or auto" if largest == 1 else "")
+        )
+    return FixedSizer(size, ceiling=ceiling)

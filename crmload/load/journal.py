@@ -47,11 +47,18 @@ from crmload.load.identity import FileIdentity, file_identity, first_change
 from crmload.load.retarget import move_run
 from crmload.load.runlock import RunLock
 
-__all__ = ["STATES", "FileIdentity", "Journal", "Target", "file_identity", "public_url"]
+__all__ = ["STATES", "FileIdentity", "Journal", "Settled", "Target", "file_identity", "public_url"]
 
 log = logging.getLogger(__name__)
 
 STATES = ("pending", "done", "rejected", "in_doubt")
+#: One sent row's end, for ``Journal.settle_many``: ``(line, state or None to keep it, crm_id, outcome,
+#: phase, error, forget_attempts)``; ``forget_attempts`` marks a row CRM is known not to have applied.
+Settled = tuple[int, str | None, str | None, str | None, str | None, str | None, bool]
+_SETTLE_MANY = (
+    "UPDATE rows SET state = COALESCE(?, state), crm_id = COALESCE(?, crm_id), outcome = ?, phase = ?, "
+    "error = ?, attempts = CASE WHEN ? THEN 0 ELSE attempts END WHERE line = ?"
+)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rows (
@@ -277,8 +284,8 @@ class Journal:
             raise self._no_writes
 
     # -- writing ---------------------------------------------------------------------------------------------
-    def _maybe_commit(self, force: bool = False) -> None:
-        self._dirty += 1
+    def _maybe_commit(self, force: bool = False, rows: int = 1) -> None:
+        self._dirty += rows
         now = self._clock()
         if force or self._dirty >= self._commit_every or now - self._last_commit >= self._interval:
             self._commit(now)
@@ -323,6 +330,42 @@ class Journal:
     def mark_sending(self, line: int, *, durable: bool) -> None:
         """Count one send attempt of ``line``; ``durable`` commits it before returning (unkeyed Creates)."""
         self._write("UPDATE rows SET attempts = attempts + 1 WHERE line = ?", (line,), durable=durable)
+
+    def mark_sending_many(self, lines: Sequence[int], *, durable: bool) -> None:
+        """Count one send attempt of every row of a batch, in one write; ``durable`` commits it first."""
+        with self._lock:
+            self._check_writable()
+            try:
+                if not self._db.in_transaction:
+                    self._db.execute("BEGIN")
+                self._db.executemany(
+                    "UPDATE rows SET attempts = attempts + 1 WHERE line = ?", [(line,) for line in lines]
+                )
+                self._maybe_commit(durable, len(lines))
+            except sqlite3.Error as exc:
+                raise self._fail(exc, "writing") from exc
+
+    def settle_many(self, rows: Sequence[Settled], *, commit: bool) -> None:
+        """Record the ends of a batch's rows in one transaction; ``commit`` commits it now.
+
+        Without ``commit`` the rows join the grouped commits (every ``commit_every`` rows or
+        ``commit_interval_s``), as single rows do.
+        """
+        if not rows:
+            return
+        for row in rows:
+            if row[1] is not None and row[1] not in STATES:
+                raise ValueError(f"unknown journal state {row[1]!r}")
+        args = [(r[1], r[2], r[3], r[4], r[5], r[6], r[0]) for r in rows]  # line goes last, in WHERE
+        with self._lock:
+            self._check_writable()
+            try:
+                if not self._db.in_transaction:
+                    self._db.execute("BEGIN")
+                self._db.executemany(_SETTLE_MANY, args)
+                self._maybe_commit(commit, len(rows))
+            except sqlite3.Error as exc:
+                raise self._fail(exc, "writing") from exc
 
     def reject(
         self, line: int, key: str | None, phase: str, error: str, *, digest: int | None = None

@@ -116,6 +116,13 @@ class Summary:
     interrupted: bool = False
     #: The reader's line count check (``CsvSource.accounting()``); empty when not read from a file.
     source: dict[str, Any] = field(default_factory=dict)
+    #: The batch size asked for ("auto" or a number), batches this run sent (one request each, unless the
+    #: client split one), their mean and largest size, and the sent rows' faults by CRM code (else type).
+    batch_size: str = "1"
+    batches: int = 0
+    mean_batch_size: float | None = None
+    largest_batch: int = 0
+    item_faults_by_code: dict[str, int] = field(default_factory=dict)
 
     @property
     def balanced(self) -> bool:
@@ -176,6 +183,7 @@ class Summary:
                 f"  {_held_back(c, self.duration_s)}",
                 f"  latency p50 {_ms(c.get('latency_p50_ms'))}, p95 {_ms(c.get('latency_p95_ms'))}",
             ]
+        lines += self._batch_lines()
         if self.skipped_from_journal:
             lines.append(f"  {self.skipped_from_journal} rows already settled by an earlier run (journal)")
         if self.in_doubt_lines:
@@ -198,6 +206,18 @@ class Summary:
             resume = "; --resume continues the run" if self.journal else " (no journal kept: run again)"
             lines.append(f"  interrupted: {self.pending} rows pending{resume}")
         return "\n".join(lines + _source_warnings(self.source))
+
+    def _batch_lines(self) -> list[str]:
+        out = []
+        if self.batches and (self.batch_size != "1" or self.largest_batch > 1):
+            out.append(
+                f"  {self.batches} batch{'' if self.batches == 1 else 'es'} sent (batch size "
+                f"{self.batch_size}), mean {self.mean_batch_size} rows, largest {self.largest_batch}"
+            )
+        if self.item_faults_by_code:
+            faults = ", ".join(f"{code} {n}" for code, n in sorted(self.item_faults_by_code.items()))
+            out.append(f"  row faults by code: {faults}")
+        return out
 
 
 def _source_warnings(acc: Mapping[str, Any]) -> list[str]:

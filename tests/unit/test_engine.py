@@ -159,7 +159,7 @@ def test_fatal_error_stops_and_resume_finishes(tmp_path: Path) -> None:
 
     client = FakeClient(fail=fail)
     path = tmp_path / "j.sqlite"
-    first = Loader(client, "account", key="code", journal=path, workers=2, batch_size=10)
+    first = Loader(client, "account", key="code", journal=path, workers=2, read_chunk=10)
     s = first.run(_rows(100))
     first.close()  # the run lock is held until close; left to the garbage collector it may outlive the test
     assert s.fatal
@@ -223,7 +223,7 @@ def test_reader_streams_with_bounded_lookahead() -> None:
             lag.append(i - len(client.calls))
             yield {"code": f"A-{i}", "name": "x"}
 
-    s = Loader(client, "account", key="code", workers=2, batch_size=50).run(rows())
+    s = Loader(client, "account", key="code", workers=2, read_chunk=50).run(rows())
     assert s.done == 3000
     # Reader runs ahead of the workers by at most one batch plus the queue plus the rows in flight.
     assert max(lag) <= 50 + 2 * 4 + 2 + 1
@@ -284,7 +284,7 @@ def test_interrupt_leaves_rows_pending_for_resume(tmp_path: Path) -> None:
         raise KeyboardInterrupt
 
     path = tmp_path / "j.sqlite"
-    loader = Loader(client, "account", key="code", journal=path, batch_size=10)
+    loader = Loader(client, "account", key="code", journal=path, read_chunk=10)
     with pytest.raises(KeyboardInterrupt):
         loader.run(rows())
     loader.close()
@@ -313,7 +313,7 @@ def test_a_resume_that_stops_early_still_lists_every_row_in_doubt(tmp_path: Path
         j.settle(n, "in_doubt", phase="send", error="lost")
     j.close()
     doubt = tmp_path / "d.csv"
-    loader = Loader(client, "account", journal=path, resume=True, workers=1, batch_size=2, in_doubt=doubt)
+    loader = Loader(client, "account", journal=path, resume=True, workers=1, read_chunk=2, in_doubt=doubt)
 
     def rows() -> Iterator[dict[str, str]]:
         for n in range(1, 11):

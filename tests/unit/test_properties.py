@@ -300,7 +300,7 @@ def test_runs_and_resumes_keep_the_equation_and_end_each_row_as_its_faults_decid
                 journal=path,
                 resume=n > 0,
                 workers=workers,
-                batch_size=batch,
+                read_chunk=batch,
             )
             try:
                 s = loader.run(data)

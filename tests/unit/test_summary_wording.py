@@ -135,7 +135,7 @@ class _StopsAtRow:
 def test_records_per_second_counts_rows_settled_not_rows_left_pending() -> None:
     ticks = iter([0.0])
     client = _StopsAtRow("N50")
-    loader = Loader(client, "account", workers=1, batch_size=10, clock=lambda: next(ticks, 10.0))
+    loader = Loader(client, "account", workers=1, read_chunk=10, clock=lambda: next(ticks, 10.0))
     rows = [{"name": f"N{i}"} for i in range(200)]
     try:
         summary = loader.run(rows)
