@@ -114,11 +114,11 @@ def _explain(client: Any, exc: CrmLoadError, entity: str | None) -> PreflightErr
     cause = exc.last if isinstance(exc, RetryExhaustedError) and exc.last is not None else exc
     url = getattr(client, "url", "the server")
     tried = f" after {exc.attempts} attempts" if isinstance(exc, RetryExhaustedError) else ""
-    kind, text = _cause_text(cause, url, getattr(client, "org", ""))
+    kind, text = _cause_text(cause, url, getattr(client, "org", ""), getattr(client, "endpoint", "2007"))
     return PreflightError(f"preflight: {text}{tried}: {cause}; {_AGAIN}", cause=kind)
 
 
-def _cause_text(cause: BaseException, url: str, org: str) -> tuple[str, str]:  # noqa: PLR0911
+def _cause_text(cause: BaseException, url: str, org: str, endpoint: str) -> tuple[str, str]:  # noqa: PLR0911
     if isinstance(cause, TlsError) or (isinstance(cause, ConnectError) and "TLS" in str(cause)):
         return "tls", f"TLS with {url} failed"
     if isinstance(cause, ConnectError):
@@ -128,10 +128,13 @@ def _cause_text(cause: BaseException, url: str, org: str) -> tuple[str, str]:  #
     if isinstance(cause, ResponseLostError):
         return "unreachable", f"{url} accepted the connection but did not answer"
     if isinstance(cause, AuthenticationError):
-        return "authentication", "the server refused the credentials (check the user and password)"
+        what = "the token" if "bearer" in str(cause).lower() else "the user and password"
+        return "authentication", f"the server refused the credentials (check {what})"
     if isinstance(cause, ServerBusyError):
         return "busy", f"{url} stayed busy"
     if isinstance(cause, NotAppliedError | ProtocolError):
+        if endpoint == "2011":
+            return "endpoint", f"{url} is not an Organization service (XRMServices/2011/Organization.svc/web)"
         return "endpoint", f"{url} is not a CRM 4.0 web service (CrmService.asmx)"
     if isinstance(cause, CrmFault):
         # WhoAmI needs no privilege: a fault to it is about the organisation or the caller.

@@ -1,4 +1,4 @@
-"""The loader's batch size: ``auto``'s decisions counted step by step on scripted feedback (no clock, no I/O)."""
+"""The loader's batch size: auto's decisions counted step by step on scripted feedback (no clock or I/O)."""
 
 from __future__ import annotations
 
