@@ -48,6 +48,7 @@ class Kill:
     landed: bool  # the process was still running when SIGKILL was sent
     returncode: int | None
     counts: dict[str, int]  # rows per journal state after the kill, plus "read" (every journalled row)
+    in_flight: list[int] = field(default_factory=list)  # pending rows whose send had begun (attempts > 0)
 
 
 @dataclass(slots=True)
@@ -68,6 +69,7 @@ class Phase:
     faults: dict[str, int] = field(default_factory=dict)  # mock faults during this phase
     requests_by_op: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    lost_on_wire: list[int] = field(default_factory=list)  # rows a run itself put in doubt (answer lost)
 
 
 def journal_states(journal: Path) -> dict[int, str] | None:
@@ -84,6 +86,20 @@ def journal_states(journal: Path) -> dict[int, str] | None:
         return None
 
 
+def _query(journal: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of a read-only query on the journal; empty while it cannot be read."""
+    if not journal.exists():
+        return []
+    try:
+        db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=1.0)
+        try:
+            return db.execute(sql).fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return []
+
+
 def done_count(journal: Path) -> int:
     """Done rows in the journal, read-only; 0 while it cannot be read yet."""
     if not journal.exists():
@@ -98,9 +114,9 @@ def done_count(journal: Path) -> int:
         return 0
 
 
-def thresholds(rows: int, kills: int, rng: random.Random) -> list[int]:
-    """One kill point per slice of 95 % of the rows, drawn at random within its slice: rising, spread out."""
-    span = max(1, int(rows * 0.95) // kills)
+def thresholds(rows: int, kills: int, rng: random.Random, share: float = 0.95) -> list[int]:
+    """One kill point per slice of the first ``share`` of the rows, drawn at random within its slice."""
+    span = max(1, int(rows * share) // kills)
     return [k * span + rng.randrange(1, span + 1) for k in range(kills)]
 
 
@@ -120,16 +136,35 @@ def _regressions(before: dict[int, str], after: dict[int, str]) -> list[str]:
     return bad
 
 
-def import_argv(src: Path, url: str, journal: Path, rejects: Path, *, keyed: bool, workers: int) -> list[str]:
+def import_argv(
+    src: Path,
+    url: str,
+    journal: Path,
+    rejects: Path,
+    *,
+    keyed: bool,
+    workers: int,
+    extra: tuple[str, ...] = (),
+) -> list[str]:
     """The ``python -m crmload import`` command line of one phase (without ``--resume``)."""
     argv = [PYTHON, "-m", "crmload", "import", str(src), "--entity", "account", "--url", url]
     argv += ["--org", "Contoso", "--journal", str(journal), "--rejects", str(rejects)]
-    argv += ["--rate", "unlimited", "--workers", str(workers), "--json", "--no-progress"]
+    argv += ["--rate", "unlimited", "--workers", str(workers), "--json", "--no-progress", *extra]
     return argv + (["--key", "accountnumber"] if keyed else [])
 
 
 def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("CRMLOAD_")}
+
+
+def _creating(stats: dict[str, Any]) -> Counter[str]:
+    """Requests that create records (2007 Create, 2011 ExecuteMultiple) and all others, from mock stats."""
+    out: Counter[str] = Counter()
+    for dialect, ops in stats["requests_by_dialect"].items():
+        for op, n in ops.items():
+            creates = op in ("Create", "Execute:ExecuteMultiple", "Execute:Create")
+            out["Create" if creates else f"{dialect}:{op}"] += n
+    return out
 
 
 def _kill_at(argv: list[str], journal: Path, threshold: int, timeout_s: float) -> tuple[bool, int | None]:
@@ -160,23 +195,43 @@ def _delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
 
 
 def run_phase(
-    crm: MockCrm, src: Path, work: Path, *, keyed: bool, kills: int, seed: int, workers: int
+    crm: MockCrm,
+    src: Path,
+    work: Path,
+    *,
+    keyed: bool,
+    kills: int,
+    seed: int,
+    workers: int,
+    url: str | None = None,
+    extra: tuple[str, ...] = (),
+    kill_share: float = 0.95,
 ) -> Phase:
-    """Import ``src`` into ``crm`` with ``kills`` SIGKILLs and a resume after each; return what was seen."""
+    """Import ``src`` into ``crm`` with ``kills`` SIGKILLs and a resume after each; return what was seen.
+
+    ``url`` (default the 2007 endpoint) and ``extra`` flags choose the endpoint, batches and credentials.
+    """
     name = "keyed" if keyed else "unkeyed"
     journal, rejects = work / f"{name}.sqlite", work / f"{name}.rejects.csv"
-    argv = import_argv(src, crm.url, journal, rejects, keyed=keyed, workers=workers)
+    argv = import_argv(src, url or crm.url, journal, rejects, keyed=keyed, workers=workers, extra=extra)
     phase = Phase(keyed=keyed, rows=0, lines=_source_lines(src))
     phase.rows = len(phase.lines)
     before = crm.stats()
     started = time.monotonic()
     seen: dict[int, str] = {}
-    for threshold in thresholds(phase.rows, kills, random.Random(f"{seed}:{name}")):
+    for threshold in thresholds(phase.rows, kills, random.Random(f"{seed}:{name}"), kill_share):
         landed, rc = _kill_at(argv + (["--resume"] if journal.exists() else []), journal, threshold, 600)
         states = journal_states(journal) or {}
         phase.lost += _regressions(seen, states)
         seen = states
-        phase.kills.append(Kill(threshold=threshold, landed=landed, returncode=rc, counts=_counts(states)))
+        in_flight = [
+            r[0] for r in _query(journal, "SELECT line FROM rows WHERE state = 'pending' AND attempts > 0")
+        ]
+        phase.kills.append(
+            Kill(
+                threshold=threshold, landed=landed, returncode=rc, counts=_counts(states), in_flight=in_flight
+            )
+        )
     out = subprocess.run(
         [*argv, "--resume"], capture_output=True, text=True, env=_env(), timeout=900, check=False
     )
@@ -186,13 +241,20 @@ def run_phase(
     phase.states = journal_states(journal) or {}
     phase.lost += _regressions(seen, phase.states)
     phase.records = crm.records("account")
+    # A run's own in-doubt rows carry the lost answer's error; those a resume settled carry the bare reason.
+    phase.lost_on_wire = [
+        r[0]
+        for r in _query(
+            journal, "SELECT line FROM rows WHERE state = 'in_doubt' AND error LIKE '%(check CRM): %'"
+        )
+    ]
     doubt = phase.final.get("in_doubt_file")
     if doubt:
         with open(doubt, encoding="utf-8", newline="") as fh:
             phase.in_doubt_file_lines = sorted(int(r["crmload_line"]) for r in csv.DictReader(fh))
     after = crm.stats()
     phase.faults = _delta(after["faults_by_kind"], before["faults_by_kind"])
-    phase.requests_by_op = _delta(after["requests_by_op"], before["requests_by_op"])
+    phase.requests_by_op = _delta(_creating(after), _creating(before))
     return phase
 
 
@@ -281,6 +343,11 @@ def audit(phase: Phase, kills: int) -> dict[str, Any]:
                 f"{resets} resets after commit (on at most {others} non-Create requests), "
                 f"but only {landed_in_doubt} in-doubt rows landed"
             )
+        # Exactly the rows whose batch (or single call) lost its answer: on the wire, or to a kill.
+        in_flight = set().union(*(k.in_flight for k in phase.kills))
+        unexplained = set(in_doubt) ^ (set(phase.lost_on_wire) | in_flight)
+        if unexplained:
+            bad.append(f"{len(unexplained)} in-doubt rows not lost on the wire or at a kill (or the reverse)")
         if (phase.in_doubt_file_lines or []) != sorted(in_doubt):
             bad.append(
                 f"the in-doubt file lists {len(phase.in_doubt_file_lines or [])} rows, "
@@ -297,6 +364,9 @@ def audit(phase: Phase, kills: int) -> dict[str, Any]:
         "rows_in_doubt": len(in_doubt),
         "in_doubt_landed": landed_in_doubt,
         "duplicates": duplicates,
+        "in_doubt_lost_on_wire": len(phase.lost_on_wire),
+        "lost_on_wire_unlanded": sum(1 for line in phase.lost_on_wire if not per_line[line]),
+        "in_flight_at_kills": [len(k.in_flight) for k in phase.kills],
         "max_pending_at_a_kill": max((k.counts["pending"] for k in phase.kills), default=0),
         "mock_faults": phase.faults,
         "mock_requests_by_op": phase.requests_by_op,
@@ -307,18 +377,43 @@ def audit(phase: Phase, kills: int) -> dict[str, Any]:
 
 
 def run_chaos(
-    crm: MockCrm, work: Path, *, rows: int, kills: int, seed: int, workers: int
+    crm: MockCrm,
+    work: Path,
+    *,
+    rows: int,
+    kills: int,
+    seed: int,
+    workers: int,
+    url: str | None = None,
+    extra: tuple[str, ...] = (),
+    plan: FaultPlan | None = None,
+    kill_share: float = 0.95,
 ) -> list[dict[str, Any]]:
-    """Both phases against ``crm`` (store reset between them); the audit of each."""
+    """Both phases against ``crm`` (store reset between them); the audit of each.
+
+    ``url``/``extra`` pick the endpoint and flags (default: 2007, single calls); ``plan`` the faults;
+    the kills fall within the first ``kill_share`` of the rows.
+    """
     src = work / "accounts.csv"
     subprocess.run(
         [PYTHON, str(ROOT / "scripts" / "gen_csv.py"), str(rows), str(src), "--seed", str(seed)], check=True
     )
     results = []
     for keyed in (True, False):
-        crm.configure(fault_plan(seed))
+        crm.configure(plan or fault_plan(seed))
         crm.reset()
-        phase = run_phase(crm, src, work, keyed=keyed, kills=kills, seed=seed, workers=workers)
+        phase = run_phase(
+            crm,
+            src,
+            work,
+            keyed=keyed,
+            kills=kills,
+            seed=seed,
+            workers=workers,
+            url=url,
+            extra=extra,
+            kill_share=kill_share,
+        )
         results.append(audit(phase, kills))
     return results
 

@@ -114,7 +114,7 @@ USAGE_CASES: dict[str, tuple[list[str], str]] = {
     "workers 0": (["--workers", "0"], "workers"),
     "timeout 0": (["--timeout", "0"], "timeout"),
     "timeout three parts": (["--timeout", "1,2,3"], "timeout"),
-    "missing --org": (["--url", "http://127.0.0.1:9/x"], "--org"),
+    "missing --org": (["--url", "http://127.0.0.1:9/MSCRMServices/2007/CrmService.asmx"], "--org"),
     "resume and restart": (["--resume", "--restart"], "--restart"),
 }
 
