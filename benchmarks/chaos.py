@@ -287,7 +287,7 @@ def _common(phase: Phase, kills: int) -> list[str]:
     if not s:
         return [*bad, f"the final resume printed no JSON (exit {phase.final_rc}): {phase.final_stderr}"]
     if s["done"] + s["rejected"] + s["in_doubt"] != s["read"] or s["read"] != phase.rows or s["pending"]:
-        bad.append(f"equation broken at the end: {_pick(s)} for {phase.rows} rows")
+        bad.append(f"equation broken at the end: {_pick(s)} for {phase.rows} rows: {phase.final_stderr}")
     if _counts(phase.states) != {k: s[k] for k in ("pending", "done", "rejected", "in_doubt", "read")}:
         bad.append(f"journal {_counts(phase.states)} differs from the summary {_pick(s)}")
     if s["rejected"]:

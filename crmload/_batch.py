@@ -6,7 +6,8 @@ and one request on the wire. Its retries decide per item, by the phase rules of 
 - answer lost: items that cannot duplicate anything (``request.idempotent``: updates, deletes, upserts,
   creates with a client-chosen id) are resent, and a duplicate on resend means the keyed create had
   landed; unkeyed creates are *in doubt*: their result is the ``ResponseLostError``, and they are never
-  resent. A lost answer also halves the size of the batches that follow;
+  resent. A lost answer also halves the size of the batches that follow (``batch_limit``); each answered
+  batch doubles it back, up to the largest size the server has not refused;
 - ``BatchTooLargeError`` (MaxBatchSize) comes before anything runs: the batch is split to the size the
   fault gives (or halved) and resent, and later batches keep to it.
 On a dialect without batches (CRM 4.0) the same calls run one request per item.
@@ -105,6 +106,7 @@ class BatchOps:
         _stats: CallStats
         _policy: RetryPolicy
         _batch_limit: int
+        _batch_ceiling: int
         _batch_stats: BatchStats
 
         def _call(self, op: str, body: bytes, parse: Callable[[bytes], T], *, idempotent: bool) -> T: ...
@@ -237,10 +239,15 @@ class BatchOps:
         if self._dialect.capabilities.max_batch <= 1:
             return self._one_by_one(items, continue_on_error)
         results: dict[int, BatchResult] = {}
-        chunks = deque(self._chunks(list(range(len(items))), batch_size))
+        # Cut lazily, each request at the limit of the moment: a lost answer halves it, answers regrow it.
+        chunks = deque([list(range(len(items)))] if items else [])
         stopped = False
         while chunks:
             chunk = chunks.popleft()
+            size = self._chunk_size(batch_size)
+            if len(chunk) > size:
+                chunks.appendleft(chunk[size:])
+                chunk = chunk[:size]
             if stopped:
                 results.update((i, _not_run(i)) for i in chunk)
                 continue
@@ -251,11 +258,10 @@ class BatchOps:
             stopped = not continue_on_error and any(isinstance(results[i], CrmLoadError) for i in chunk)
         return [results[i] for i in range(len(items))]
 
-    def _chunks(self, indices: list[int], wanted: int | None = None) -> list[list[int]]:
-        size = max(
+    def _chunk_size(self, wanted: int | None = None) -> int:
+        return max(
             1, min(self._batch_limit, self._dialect.capabilities.max_batch, wanted or self._batch_limit)
         )
-        return [indices[i : i + size] for i in range(0, len(indices), size)]
 
     def _run_chunk(
         self,
@@ -282,7 +288,7 @@ class BatchOps:
             except ResponseLostError as exc:
                 self._batch_stats.count("lost")
                 losses += 1
-                self._batch_limit = max(1, len(todo) // 2)
+                self._batch_limit = max(1, min(self._batch_limit, len(todo) // 2))
                 todo, lost = self._after_loss(items, todo, exc, losses, results), True
                 continue
             except _RUN_STOPPERS:
@@ -290,6 +296,8 @@ class BatchOps:
             except CrmLoadError as exc:  # the whole request failed (retries exhausted, a fault, a bad answer)
                 results.update((i, exc) for i in todo)
                 return None
+            if not lost and self._batch_limit < self._batch_ceiling:  # an answer: lost answers were a blip
+                self._batch_limit = min(self._batch_ceiling, self._batch_limit * 2)
             for i, result in zip(todo, answer, strict=True):
                 results[i] = _settled_by_loss(items[i], result, self._stats) if lost else result
             self._batch_stats.batch(len(todo), (results[i] for i in todo))
@@ -327,6 +335,7 @@ class BatchOps:
         if limit < 1:
             raise exc  # one item refused as too large: nothing smaller to send
         self._batch_limit = min(self._batch_limit, limit)
+        self._batch_ceiling = min(self._batch_ceiling, limit)  # the server's own limit: kept for good
         log.info("batch of %d over the server's MaxBatchSize; resending as batches of %d", len(todo), limit)
         return [todo[i : i + limit] for i in range(0, len(todo), limit)]
 

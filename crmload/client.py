@@ -154,7 +154,8 @@ class CrmClient(BatchOps):
         self._metadata = metadata if metadata is not None else load_metadata()
         self._dialect = build_dialect(url, endpoint=endpoint, org=org, null_property=self._null_property)
         self._codec = self._dialect.codec
-        self._batch_limit = self._dialect.capabilities.max_batch  # lowered by MaxBatchSize faults and losses
+        self._batch_limit = self._dialect.capabilities.max_batch  # halved by lost answers, regrows on answers
+        self._batch_ceiling = self._batch_limit  # lowered for good by MaxBatchSize faults
         self._batch_stats = BatchStats()
         self._headers: dict[str, dict[str, str]] = {}  # per operation, built once
         self._limiter = CallLimiter(_rate_limit(rate, self._budget), self._budget, clock=clock, sleep=sleep)
@@ -212,7 +213,8 @@ class CrmClient(BatchOps):
 
     @property
     def batch_limit(self) -> int:
-        """The largest batch sent now: the endpoint's, lowered by MaxBatchSize faults and lost answers."""
+        """The largest batch sent now: the endpoint's, lowered by MaxBatchSize faults (for good) and halved
+        by lost answers (doubling back on each answered batch)."""
         return self._batch_limit
 
     def __repr__(self) -> str:

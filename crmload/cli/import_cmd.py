@@ -225,8 +225,6 @@ def run(args: argparse.Namespace) -> int:
         args.temp_journal = False
         if not url and not args.dry_run:
             url, org, rate = _embedded_mock(args, stack, org, rate)
-        if url and _dialect(args, url) == "2011":
-            org = org or None  # the Organization service names its organisation in the URL
             if journal is None:
                 # A fresh journal per demo run: the embedded mock's records vanish with it anyway.
                 tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="crmload-"))

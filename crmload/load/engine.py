@@ -53,6 +53,7 @@ class _Work:
     values: Mapping[str, Any]
     mapped: Mapped
     digest: int | None = None
+    resent: bool = False  # an earlier run began sending it and recorded no answer
 
 
 class _Fatal(Exception):
@@ -341,7 +342,8 @@ class Loader(SendOps):
             except InputError as exc:
                 self._reject(row.line_no, None, "map", str(exc), row.values, exc.column, digest=row.digest)
                 continue
-            ready.append(_Work(row.line_no, row.values, mapped, row.digest))
+            resent = known.get(row.line_no, (None, 0))[1] > 0
+            ready.append(_Work(row.line_no, row.values, mapped, row.digest, resent))
         ready = self._drop_duplicate_keys(ready)
         fresh = [(w.line, w.mapped.key, str(w.mapped.id) if w.mapped.id else None, w.digest) for w in ready]
         self.journal.add_pending([f for f in fresh if f[0] not in known])

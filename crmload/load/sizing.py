@@ -5,8 +5,9 @@ DevPack4Dataverse's AdaptiveRequester and Microsoft's guidance do ("ramp up unti
 - it keeps a moving average of the server's time per record, from each clean answer;
 - after a clean answer (no busy answer, no lost answer) the next size is ``target_s / time per record``, but
   at most ``growth`` times the size just sent, so it grows step by step while answers come back fast;
-- a lost answer (a read timeout) or a busy/throttling answer halves the size, and growth pauses for
-  ``cooldown`` clean answers, so it does not climb straight back into the same wall;
+- a busy/throttling answer halves the size; a lost answer (a read timeout, a reset) halves it too, and
+  growth then pauses for ``cooldown`` clean answers, so it does not climb straight back into the wall
+  (a busy answer has its own wait, Retry-After, so the size may grow again at once);
 - it never exceeds ``ceiling()``: the smallest of the policy's ``maximum``, the dialect's largest batch and
   the client's ``batch_limit`` (which a MaxBatchSize fault or a lost answer lowers).
 
@@ -55,7 +56,7 @@ class BatchPolicy:
         maximum: never more than this (the dialect's and the client's limits apply too).
         growth: at most this factor from one size to the next while answers are fast and clean.
         smoothing: the weight of the newest answer in the moving average of time per record.
-        cooldown: clean answers after a lost or busy answer before the size may grow again.
+        cooldown: clean answers after a lost answer before the size may grow again.
     """
 
     target_s: float = 3.0
@@ -95,6 +96,9 @@ class Feedback:
     server_s: float | None = None
     busy: int = 0
     lost: int = 0
+    #: ``Sizer.epoch`` when the batch's size was taken: trouble from a batch sent before the last cut is
+    #: the same trouble, not news (workers answer out of order), so it cuts once, not once per batch.
+    epoch: int = 0
 
 
 class Sizer(Protocol):
@@ -102,6 +106,9 @@ class Sizer(Protocol):
 
     def size(self) -> int: ...
     def record(self, feedback: Feedback) -> None: ...
+
+    @property
+    def epoch(self) -> int: ...
 
     @property
     def label(self) -> str: ...
@@ -120,6 +127,8 @@ class FixedSizer:
     def label(self) -> str:
         return str(self._n)
 
+    epoch = 0
+
     def size(self) -> int:
         return max(1, min(self._n, self._ceiling()))
 
@@ -137,12 +146,18 @@ class AutoSizer:
         self._size = float(policy.start)
         self._per_record: float | None = None  # moving average, seconds of server time per record
         self._cooldown = 0
+        self._epoch = 0  # cuts so far
         #: Every decision as (reason, new size): what the tests and the summary can count.
         self.decisions: list[tuple[str, int]] = []
 
     @property
     def label(self) -> str:
         return "auto"
+
+    @property
+    def epoch(self) -> int:
+        """Cuts so far; give it back in ``Feedback.epoch``."""
+        return self._epoch
 
     def _cap(self) -> int:
         return max(1, min(self.policy.maximum, self._ceiling()))
@@ -155,8 +170,12 @@ class AutoSizer:
         with self._lock:
             sent = max(1, feedback.size)
             if feedback.lost or feedback.busy:
+                if feedback.epoch < self._epoch:
+                    return  # sent before the last cut: that cut answered this trouble already
+                self._epoch += 1
                 self._size = max(1.0, min(self._size, sent) / 2)
-                self._cooldown = self.policy.cooldown
+                if feedback.lost:
+                    self._cooldown = self.policy.cooldown
                 self._decide("lost" if feedback.lost else "busy")
                 return
             if feedback.server_s is None:

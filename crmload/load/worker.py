@@ -20,10 +20,9 @@ import logging
 import queue
 import threading
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
-from crmload.errors import CrmLoadError, RecordNotFound
-from crmload.load.batches import BatchCounters, send_rows
+from crmload.errors import CrmFault, CrmLoadError
+from crmload.load.batches import BatchCounters, Sent, send_rows
 from crmload.load.send import classify, proves_not_applied
 from crmload.load.sizing import Feedback, Sizer
 
@@ -97,20 +96,24 @@ class SendOps:
         unkeyed = self.mode in ("create", "upsert") and any(w.mapped.id is None for w in batch)
         self.journal.mark_sending_many([w.line for w in batch], durable=unkeyed)
         tickets = self._breaker.tickets(len(batch))
+        epoch = self.sizer.epoch
         trace = getattr(self.client, "call_trace", None)
         before = trace() if trace is not None else None
         results = send_rows(self.client, self.entity, self.mode, [w.mapped for w in batch])
         if before is not None:
             seen = trace() - before  # type: ignore[misc]
-            self.sizer.record(Feedback(len(batch), seen.answered_s, seen.busy, seen.lost))
+            self.sizer.record(Feedback(len(batch), seen.answered_s, seen.busy, seen.lost, epoch))
         self.counters.add(len(batch), results)
         settled: list[Settled] = []
         fatal: CrmLoadError | None = None
-        for w, ticket, result in zip(batch, tickets, results, strict=True):
+        for w, ticket, sent in zip(batch, tickets, results, strict=True):
+            result = self._landed_before(w, sent) if w.resent and isinstance(sent, CrmFault) else sent
             if isinstance(result, CrmLoadError):
                 fatal = self._failed(w, result, ticket, settled) or fatal
                 continue
             crm_id, outcome = result
+            if outcome == "already_present" and w.resent:
+                outcome = "created"  # sent before a crash, whose answer was never recorded: it landed then
             settled.append((w.line, "done", str(crm_id) if crm_id else None, outcome, None, None, False))
             if self._breaker.holding:
                 self._release(self._breaker.success(ticket), settled)
@@ -119,6 +122,17 @@ class SendOps:
             self.progress.add("done")
         if fatal is not None:
             self._set_fatal(fatal)
+
+    def _landed_before(self, w: _Work, fault: CrmFault) -> Sent:
+        """A keyed Create sent again after a crash met a fault: if its record is there, the crashed run's
+        attempt landed (the fault is about the retry, e.g. the server's data changed since), so it is done."""
+        if self.mode != "create" or w.mapped.id is None:
+            return fault
+        try:
+            self.client.retrieve(self.entity, w.mapped.id, columns=[self.mapper.primary_key])
+        except CrmLoadError:
+            return fault
+        return w.mapped.id, "created"
 
     def _failed(
         self, w: _Work, exc: CrmLoadError, ticket: int, settled: list[Settled]
@@ -167,23 +181,18 @@ class SendOps:
 
     # -- resume ----------------------------------------------------------------------------------------------
     def _settle_maybe_sent(self) -> None:
-        """Settle rows an earlier run may have sent without recording the answer, before sending new ones."""
+        """Settle rows an earlier run may have sent without recording the answer, before sending new ones.
+
+        An unkeyed Create is in doubt: only CRM can tell whether it landed. Every other row is sent again
+        as it is, in a batch with the rest (idempotent by its id); a keyed Create that meets its own record
+        then is done as created (``_send_batch``), as a Retrieve per row would have found, at a batch's cost.
+        """
         assert self.journal is not None
         for line, _key, crm_id, state in self.journal.maybe_sent():
             if crm_id is None:
                 self.journal.settle(line, "in_doubt", phase="send", error=IN_DOUBT)
-                continue
-            if self.mode != "create":
-                if state == "in_doubt":
-                    self.journal.settle(line, "pending")
-                continue  # update, upsert and delete are re-sent as they are: idempotent by id
-            try:
-                self.client.retrieve(self.entity, UUID(crm_id), columns=[self.mapper.primary_key])
-            except RecordNotFound:
+            elif state == "in_doubt":
                 self.journal.settle(line, "pending")
-                self.journal.reset_attempts(line)
-                continue
-            self.journal.settle(line, "done", crm_id=crm_id, outcome="created")
         self.journal.flush()
 
     def _reject_held(self, held: list[tuple[_Work, str, str]]) -> None:

@@ -34,7 +34,9 @@ def test_sigkill_mid_batch_twice_then_resume_keyed_once_unkeyed_in_doubt_exactly
         busy_rate=0.1, retry_after_s=0, reset_after_commit_rate=0.1, exec_ms_per_record=1, seed=SEED
     )
     crm = crm_factory(org="Contoso", tokens={TOKEN: "loader"})
-    extra = ("--token-env", "CRM_TOKEN", "--batch-size", "auto", "--batch-target-s", "0.1")
+    # No preflight: at 20 % of answers lost or busy, its short start-up budget (3 tries) would stop some runs,
+    # rightly; this test is about the batches.
+    extra = ("--token-env", "CRM_TOKEN", "--batch-size", "auto", "--batch-target-s", "0.1", "--no-preflight")
     keyed, unkeyed = run_chaos(
         crm,
         tmp_path,
@@ -49,7 +51,6 @@ def test_sigkill_mid_batch_twice_then_resume_keyed_once_unkeyed_in_doubt_exactly
     )
 
     for phase in (keyed, unkeyed):
-        print(phase["elapsed_s"], phase["kills"], phase["in_flight_at_kills"], phase["mock_faults"])
         assert phase["violations"] == [], phase["violations"]
         assert phase["kills_landed"] == KILLS
         final = phase["final"]

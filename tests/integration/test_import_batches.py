@@ -250,3 +250,18 @@ def test_endpoint_flag_and_url_must_agree(crm: MockCrm, capsys: pytest.CaptureFi
     )
     assert code == 2
     assert "2007" in err
+
+
+def test_embedded_mock_speaks_2011_with_endpoint_flag(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CRMLOAD_URL", raising=False)
+    monkeypatch.delenv("CRMLOAD_ORG", raising=False)
+    code, s, err = run_import(
+        capsys, str(REPO / "examples" / "accounts.csv"), "--entity", "account", "--endpoint", "2011"
+    )
+    assert code == 0, err
+    assert (s["done"], s["batch_size"]) == (500, "auto")
+    assert s["batches"] <= 2
+    assert "/XRMServices/2011/Organization.svc/web" in err
+    assert not (REPO / "examples" / "accounts.csv.crmload.sqlite").exists()

@@ -186,9 +186,12 @@ def test_resume_settles_maybe_sent_rows(tmp_path: Path) -> None:
         j.mark_sending(line, durable=True)
     client.store["account"].pop(key_id("account", "A-3"))
     j.close()
+    client.calls.clear()
     s = Loader(client, "account", key="code", journal=path, resume=True).run(_rows(3))
+    # Both are sent again by id (a batch on the Organization service): row 2 meets its own record, landed
+    # before the crash, and is done as created, not "already present"; row 3 is created now.
     assert (s.done, s.already_present, s.exit_code) == (3, 0, 0)
-    assert [op for op, _ in client.calls].count("retrieve") == 2
+    assert client.calls == [("create", "account"), ("create", "account")]
     assert len(client.store["account"]) == 3
 
 

@@ -42,7 +42,7 @@ def test_slow_answers_shrink_it_to_the_target() -> None:
 def test_a_lost_answer_halves_it_and_growth_waits_for_clean_answers() -> None:
     policy = BatchPolicy(target_s=3.0, start=800, cooldown=2)
     sizer = AutoSizer(policy, ceiling=lambda: 1000)
-    sizer.record(Feedback(800, server_s=None, lost=1))
+    sizer.record(Feedback(800, server_s=None, lost=1, epoch=sizer.epoch))
     assert sizer.size() == 400
     # Two clean, fast answers hold the size (cooldown); the third may grow again.
     assert _fast(sizer, 0.0001, 3) == [400, 400, 400]
@@ -53,9 +53,21 @@ def test_a_lost_answer_halves_it_and_growth_waits_for_clean_answers() -> None:
 def test_busy_answers_halve_it_down_to_one_never_below() -> None:
     sizer = AutoSizer(BatchPolicy(start=4), ceiling=lambda: 1000)
     for _ in range(5):
-        sizer.record(Feedback(sizer.size(), server_s=0.1, busy=1))
+        sizer.record(Feedback(sizer.size(), server_s=0.1, busy=1, epoch=sizer.epoch))
     assert sizer.size() == 1
     assert [n for _, n in sizer.decisions] == [2, 1, 1, 1, 1]
+
+
+def test_batches_out_together_when_trouble_came_cut_it_once() -> None:
+    sizer = AutoSizer(BatchPolicy(start=400), ceiling=lambda: 1000)
+    taken = [(sizer.size(), sizer.epoch) for _ in range(4)]  # four workers send at once
+    for size, epoch in taken:  # and all four meet the same busy server
+        sizer.record(Feedback(size, server_s=0.4, busy=1, epoch=epoch))
+    assert sizer.size() == 200
+    assert sizer.decisions == [("busy", 200)]
+    # A batch sent after that cut that meets trouble again is news: it cuts again.
+    sizer.record(Feedback(sizer.size(), lost=1, epoch=sizer.epoch))
+    assert sizer.size() == 100
 
 
 def test_never_exceeds_the_clients_batch_limit_as_it_falls() -> None:
