@@ -45,6 +45,13 @@ def section(doc: dict[str, Any], md_dir: Path, plot_dir: Path) -> str:
         if doc.get("mock_bound_at_1000")
         else f"At batch 1,000 the mock's share of the CPU per record was {share}."
     )
+    mock_us, zeep_rate = crm.get("mock_cpu_us_per_record"), at.get(("zeep", 1000), {}).get("records_per_s")
+    if mock_us and zeep_rate:
+        ceiling = 1e6 / mock_us
+        bound += (
+            f" A client that cost nothing would reach at most {fmt(ceiling)} records/s against this mock "
+            f"(1 s ÷ its CPU per record), {fmt(ceiling / zeep_rate)}x zeep's median."
+        )
     png = _plot(plots.batch_costs, doc, plot_dir / "batches_cpu_and_rate.png")
     return "\n\n".join(
         [
