@@ -99,6 +99,12 @@ def register(subparsers: Any) -> None:
         metavar="MS",
         help="server execution time per record (a batch of 1000 costs 1000x), e.g. 2",
     )
+    f.add_argument(
+        "--silent-drop-rate", type=float, default=0.0, help="fraction of created records lost after success"
+    )
+    f.add_argument(
+        "--mutate-rate", type=float, default=0.0, help="fraction of created records with one field changed"
+    )
     f.add_argument("--seed", type=int, default=0, help="RNG seed for faults and generated ids (default: 0)")
     s = p.add_argument_group("server")
     s.add_argument(
@@ -305,5 +311,7 @@ def _plan(args: argparse.Namespace) -> Any:
         first_request_cost_ms=args.first_request_cost_ms,
         exec_ms_per_record=args.exec_ms_per_record,
         busy_above_rate=args.busy_above_rate,
+        silent_drop_rate=args.silent_drop_rate,
+        mutate_rate=args.mutate_rate,
         seed=args.seed,
     )

@@ -18,10 +18,19 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from crmload.errors import ConfigError
+from crmload.mock.values import Value
 
-__all__ = ["DEFAULT_FAULT_PLAN", "FaultInjector", "FaultPlan"]
+__all__ = ["DEFAULT_FAULT_PLAN", "FaultInjector", "FaultPlan", "mutable_attribute", "mutated"]
 
-_RATES = ("busy_rate", "reset_before_commit_rate", "reset_after_commit_rate")
+_MUTABLE = ("String", "CrmNumber", "CrmMoney", "CrmDecimal", "CrmFloat")
+
+_RATES = (
+    "busy_rate",
+    "reset_before_commit_rate",
+    "reset_after_commit_rate",
+    "silent_drop_rate",
+    "mutate_rate",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +56,10 @@ class FaultPlan:
         off).
         privilege_denied_after: refuse every Create after the first N with PrivilegeDenied 0x80040220, as CRM
         does once a user loses a privilege mid-run; 0 refuses them all (None = off).
+        silent_drop_rate: fraction of created records (batch items included) that the answer reports as
+            created but the store loses right after: a server bug only a verification can catch.
+        mutate_rate: fraction of created records stored with one attribute changed (a string gets " ~",
+            a number +1): the other such bug. Both are listed in ``stats()["corrupted"]``.
         seed: RNG seed, so runs repeat.
     """
 
@@ -62,6 +75,8 @@ class FaultPlan:
     exec_ms_per_record: float = 0.0
     busy_above_rate: float = 0.0
     privilege_denied_after: int | None = None
+    silent_drop_rate: float = 0.0
+    mutate_rate: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -163,3 +178,19 @@ class FaultInjector:
             while recent and recent[0] <= now - 1.0:
                 recent.popleft()
             return len(recent) > limit
+
+
+def mutable_attribute(rec: Mapping[str, Value], keys: set[str]) -> str | None:
+    """The attribute ``mutate_rate`` changes: the first (by name) non-empty string or number, not a key."""
+    for name in sorted(rec):
+        value = rec[name]
+        if value.type in _MUTABLE and value.value not in (None, "") and name not in keys:
+            return name
+    return None
+
+
+def mutated(value: Value) -> Value:
+    """``value`` changed the way a buggy server might: " ~" after a string, +1 on a number."""
+    if value.type == "String":
+        return Value(value.type, f"{value.value} ~", value.ref)
+    return Value(value.type, value.value + 1, value.ref)

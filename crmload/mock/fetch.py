@@ -20,7 +20,7 @@ from lxml import etree
 from crmload.metadata import Metadata
 from crmload.mock.entity import entity_meta, invalid
 from crmload.mock.envelope import SoapFault, parse_xml
-from crmload.mock.query import Filter, Query, condition, page_of, select
+from crmload.mock.query import Filter, Query, candidates, condition, page_of, select
 from crmload.mock.store import Record, Store
 from crmload.mock.values import Value
 
@@ -114,8 +114,8 @@ def parse_fetch(fetch_xml: str, metadata: Metadata) -> tuple[Query, list[tuple[s
 def run_fetch(fetch_xml: str, metadata: Metadata, store: Store) -> str:
     """Run a FetchXML query against ``store`` and return the result set string."""
     query, aggregates = parse_fetch(fetch_xml, metadata)
-    meta, columns = query.meta, query.columns
-    hits = select(query, store.all(meta.name))
+    columns = query.columns
+    hits = select(query, candidates(query, store))
     if aggregates:
         if len(hits) > AGGREGATE_LIMIT:
             raise SoapFault(

@@ -16,7 +16,7 @@ from crmload.mock.entity import entity_meta, invalid
 from crmload.mock.envelope import attr_qname, child, text_of
 from crmload.mock.fetch import parse_fetch
 from crmload.mock.org_values import render_entity_body
-from crmload.mock.query import MAX_PAGE, Filter, Query, condition, page_of, select
+from crmload.mock.query import MAX_PAGE, Filter, Query, candidates, condition, page_of, select
 from crmload.mock.store import Store
 
 __all__ = ["parse_columns", "parse_org_query", "run_query"]
@@ -118,7 +118,7 @@ def parse_org_query(el: etree._Element | None, metadata: Metadata) -> tuple[Quer
 
 def run_query(query: Query, total: bool, store: Store) -> str:
     """Run ``query`` and render the children of its EntityCollection (prefixes a, i bound by the caller)."""
-    hits = select(query, store.all(query.meta.name))
+    hits = select(query, candidates(query, store))
     page, more, cookie = page_of(query, hits)
     # CRM counts at most 5,000 records and says when there were more: a count is never an exact total.
     exceeded = total and len(hits) > MAX_PAGE

@@ -27,7 +27,7 @@ from lxml import etree
 from crmload.metadata import EntityMeta, Metadata
 from crmload.mock.entity import entity_meta, invalid
 from crmload.mock.envelope import attr_qname, child, parse_xml, text_of
-from crmload.mock.store import Record
+from crmload.mock.store import Record, Store
 from crmload.mock.values import BadValue, Value, convert, render_dynamic, render_typed
 from crmload.soap import ns
 
@@ -36,6 +36,7 @@ __all__ = [
     "Condition",
     "Filter",
     "Query",
+    "candidates",
     "guid_order",
     "page_of",
     "parse_query",
@@ -241,6 +242,19 @@ def _pk_order(key: str) -> Callable[[Record], bytes]:
         return guid_order(value) if isinstance(value, uuid.UUID) else b""
 
     return order
+
+
+def candidates(query: Query, store: Store) -> list[Record]:
+    """The records ``query`` may match: those its primary-key Equal/In condition names (an index seek, as
+    SQL Server does for ``accountid IN (...)``, so a verify's batched reads do not scan the table), else
+    all of them. ``select`` still applies the whole filter."""
+    flt = query.filter
+    pk = query.meta.primary_key
+    if not flt.any_of:
+        for c in flt.conditions:
+            if c.attribute == pk and c.operator in ("Equal", "In"):
+                return store.some(query.meta.name, (v for v in c.values if isinstance(v, uuid.UUID)))
+    return store.all(query.meta.name)
 
 
 def select(query: Query, records: list[Record]) -> list[Record]:

@@ -35,7 +35,7 @@ from crmload.mock.admin import handle_admin
 from crmload.mock.authority import DEFAULT_TOKEN_LIFETIME_S, TokenAuthority
 from crmload.mock.bearer import BearerAuth
 from crmload.mock.envelope import CODE_AUTH, CODE_UNEXPECTED, SoapFault
-from crmload.mock.faults import FaultInjector, FaultPlan
+from crmload.mock.faults import FaultInjector, FaultPlan, mutable_attribute, mutated
 from crmload.mock.http import (
     GZIP_MIN_BYTES,
     BadRequest,
@@ -145,6 +145,9 @@ class MockCrm:
         self._seed = seed
         keys = {n: meta.entity(n).keys for n in meta.names() if meta.entity(n).keys}
         self.store = Store(self._id_factory(), keys=keys, integrity=integrity)
+        self.store.after_create = self._after_create
+        self._lock_corrupted = threading.Lock()
+        self._corrupted: dict[str, list[dict[str, str]]] = {"silently_dropped": [], "mutated": []}
         self.stats_counter = Stats()
         self.injector = FaultInjector(faults or FaultPlan())
         self.protocol = Protocol(org, meta, self.store, seed or 0)
@@ -262,6 +265,8 @@ class MockCrm:
         snap = self.stats_counter.snapshot()
         snap["records_by_entity"] = self.store.counts()
         snap["service_protection"] = self.protection.snapshot()
+        with self._lock_corrupted:
+            snap["corrupted"] = {k: list(v) for k, v in self._corrupted.items()}
         if self.authenticator is not None:
             snap["auth"] = dict(self.authenticator.stats())
         if self.authority is not None:
@@ -275,6 +280,9 @@ class MockCrm:
     def reset(self) -> None:
         """Clear the store and the counters, and reseed the fault plan."""
         self.store.clear()
+        with self._lock_corrupted:
+            for found in self._corrupted.values():
+                found.clear()
         self.stats_counter.reset()
         self.injector.configure(self.injector.plan)
         self.protection.reset()
@@ -282,6 +290,21 @@ class MockCrm:
             self.authority.reset()
         if self.authenticator is not None and hasattr(self.authenticator, "reset"):
             self.authenticator.reset()
+
+    def _after_create(self, entity: str, rid: uuid.UUID, rec: dict[str, Any]) -> bool:
+        """The plan's post-commit bugs: lose the record (True) or change one attribute in place."""
+        plan, inj = self.injector.plan, self.injector
+        if inj.chance(plan.silent_drop_rate):
+            with self._lock_corrupted:
+                self._corrupted["silently_dropped"].append({"entity": entity, "id": str(rid)})
+            return True
+        if inj.chance(plan.mutate_rate):
+            field = mutable_attribute(rec, self.store.key_attributes(entity))
+            if field is not None:
+                rec[field] = mutated(rec[field])
+                with self._lock_corrupted:
+                    self._corrupted["mutated"].append({"entity": entity, "id": str(rid), "field": field})
+        return False
 
     def configure(self, faults: FaultPlan | None) -> None:
         """Switch to another fault plan (None: no faults) and reseed it."""

@@ -81,6 +81,9 @@ class Store:
         self._index: dict[tuple[str, str], dict[tuple[object, ...], uuid.UUID]] = {}
         self._known: set[tuple[str, uuid.UUID]] = set()
         self.integrity = integrity
+        #: Called with the lock held after each create commits: ``(entity, id, stored record) -> drop?``.
+        #: The fault plan's silent drops and mutations live there (the record may be changed in place).
+        self.after_create: Callable[[str, uuid.UUID, Record], bool] | None = None
 
     def add_known(self, entity: str, rid: uuid.UUID) -> None:
         """Declare a record that lookups may name without it being stored (the caller's systemuser...)."""
@@ -142,7 +145,14 @@ class Store:
         rec.update((k, v) for k, v in attrs.items() if k != key_attr)
         self._reindex(entity, rid, {}, rec)
         table[rid] = rec
+        if self.after_create is not None and self.after_create(entity, rid, rec):
+            self._reindex(entity, rid, rec, {})
+            del table[rid]
         return rid
+
+    def key_attributes(self, entity: str) -> set[str]:
+        """The attributes of ``entity``'s alternate keys (never mutated: the index would go stale)."""
+        return {a for attrs in self._keys.get(entity, {}).values() for a in attrs}
 
     def update(self, entity: str, rid: uuid.UUID, attrs: Mapping[str, Value], key_attr: str) -> None:
         """Merge ``attrs`` into a record. Raises ``Missing``, ``DuplicateKey``, ``Dangling``."""
@@ -212,6 +222,12 @@ class Store:
             if rec is None:
                 raise Missing(rid)
             return dict(rec)
+
+    def some(self, entity: str, ids: Iterable[uuid.UUID]) -> list[Record]:
+        """Return copies of the records of ``entity`` among ``ids`` (each once; missing ones skipped)."""
+        with self._lock:
+            table = self._data.get(entity, {})
+            return [dict(table[i]) for i in dict.fromkeys(ids) if i in table]
 
     def all(self, entity: str) -> list[Record]:
         """Return copies of every record of ``entity``, in insertion order."""
