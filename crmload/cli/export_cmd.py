@@ -138,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     with contextlib.ExitStack() as stack:
         client = build_client(args, stack)
+        if fetch_xml is not None and client.endpoint == "2007":
+            raise UsageError(
+                "--fetch pages FetchXML on the Organization service; on CRM 4.0 use --columns/--where"
+            )
         bar = _bar(args)
         if bar is not None:
             stack.callback(bar.close)

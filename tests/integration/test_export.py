@@ -191,6 +191,10 @@ def test_usage_errors_exit_2(crm: MockCrm, tmp_path: Path) -> None:
     assert (
         _run_json([*base, "--columns", "name", "--where", "nosuch=1", "-o", str(tmp_path / "z.csv")])[0] == 2
     )
+    fetch = tmp_path / "q.xml"
+    fetch.write_text("<fetch><entity name='account'><attribute name='name'/></entity></fetch>")
+    assert _run_json([*base, "--fetch", str(fetch), "-o", str(tmp_path / "f.csv")])[0] == 2
+    assert not (tmp_path / "f.csv").exists()
 
 
 def test_sigkilled_export_resumes_to_the_same_file(
