@@ -254,9 +254,8 @@ class Exporter:
         for entity in {e for e in keyed if e}:
             self._key_map(entity)
         spath = state_path(output)
-        more = state.cookie is not None or state.pages == 0
         with output.open("ab") as fh:
-            if more:
+            if state.more:
                 pages = self.client.retrieve_pages(
                     self.entity,
                     self.spec.where,
@@ -279,7 +278,8 @@ class Exporter:
                     state.rows += len(page.records)
                     state.bytes = fh.tell()
                     state.next_page += 1
-                    state.cookie = page.paging_cookie if page.more_records and page.records else None
+                    state.more = page.more_records and bool(page.records)
+                    state.cookie = page.paging_cookie if state.more else None
                     state.save(spath)
                     if self.on_page is not None:
                         self.on_page(state.rows, state.pages)

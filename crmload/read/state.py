@@ -46,6 +46,8 @@ class ExportState:
     bytes: int = 0
     next_page: int = 1
     cookie: str | None = None
+    #: False once the last page is written (a page may say MoreRecords without a cookie: paging by number).
+    more: bool = True
 
     def save(self, path: Path) -> None:
         """Write atomically: a crash leaves the old state or the new one, never half of either."""
