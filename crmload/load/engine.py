@@ -1,7 +1,10 @@
 """The Loader: stream records through mapping, a bounded queue and N workers into CRM, journalling every row.
 
-One reader (the calling thread) reads, maps and journals rows in batches; workers share one thread-safe
-``CrmClient``. Memory is bounded by the batch and the queue, whatever the input's size. Every row ends
+One reader (the calling thread, ``load/reader.py``) reads, maps and journals rows in chunks; workers
+(``load/worker.py``) take them in batches of ``sizer.size()`` rows (``load/sizing.py``: a number, or ``auto``
+on the Organization service; 1 on CRM 4.0) and send each batch as one ExecuteMultiple (``load/batches.py``),
+sharing one thread-safe ``CrmClient``. Memory is bounded by the chunk, the batch and the queue, whatever the
+input's size. Every row ends
 ``done``, ``rejected`` (also written to the rejects file) or ``in_doubt``; a fatal error (credentials
 refused, server gone after every retry) stops the run with the rest ``pending``, and ``--resume`` continues
 from there.
@@ -11,66 +14,42 @@ Modes:
   is counted ``already_present`` and done.
 - update: Update by id; a row without one is rejected.
 - upsert: Create first, Update on ``DuplicateRecord``. A migration's first pass (and a resumed one) meets
-  mostly new records, so this costs one call per row there; Update-first would cost two.
+  mostly new records, so this costs one call per row there; Update-first would cost two. In a batch it is
+  one UpsertRequest per row (outcome ``upserted``).
 - delete: Delete by id; ``RecordNotFound`` counts as done (``already_absent``): the record is gone anyway.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from crmload.errors import ConfigError, InputError, JournalError
+from crmload.errors import ConfigError, JournalError
 from crmload.load.batches import BatchCounters
 from crmload.load.breaker import DEFAULT_BREAKER_THRESHOLD, Breaker
 from crmload.load.journal import FileIdentity, Journal, Target, file_identity, public_url
-from crmload.load.mapping import Mapped, Mapper, MapSpec
+from crmload.load.mapping import Mapper, MapSpec
 from crmload.load.progress import Progress
+from crmload.load.reader import ReadOps, _Fatal, _rows, _Work
 from crmload.load.rejects import RejectsWriter, open_writer
-from crmload.load.sizing import DEFAULT_BATCH_POLICY, AutoSizer, BatchPolicy, FixedSizer, Sizer, parse_size
-from crmload.load.source import CsvSource, SourceRow
+from crmload.load.sizing import DEFAULT_BATCH_POLICY, BatchPolicy, Sizer, parse_size, sizer_for
+from crmload.load.source import CsvSource
 from crmload.load.summary import Summary, client_numbers, stats_delta
-from crmload.load.worker import IN_DOUBT, SendOps
+from crmload.load.worker import SendOps
 
 __all__ = ["MODES", "Loader"]
 
 log = logging.getLogger(__name__)
 
 MODES = ("create", "update", "upsert", "delete")
-_IN_DOUBT_EARLIER = f"in doubt since an earlier run: {IN_DOUBT}"
 
 
-@dataclass(slots=True)
-class _Work:
-    line: int
-    values: Mapping[str, Any]
-    mapped: Mapped
-    digest: int | None = None
-    resent: bool = False  # an earlier run began sending it and recorded no answer
-
-
-class _Fatal(Exception):
-    """Internal: a worker met an error that stops the run."""
-
-
-def _rows(items: Iterable[Mapping[str, Any]] | CsvSource) -> Iterator[SourceRow]:
-    """Source rows as they are; any other mapping numbered from 1 (its "line")."""
-    iterable: Iterable[Mapping[str, Any] | SourceRow] = items
-    for n, item in enumerate(iterable, 1):
-        if isinstance(item, SourceRow):
-            yield item
-        else:
-            yield SourceRow(n, dict(item))
-
-
-class Loader(SendOps):
+class Loader(ReadOps, SendOps):
     """Push a stream of records into one CRM entity, exactly once per row, with a journal and a rejects file.
 
     Args:
@@ -144,7 +123,7 @@ class Loader(SendOps):
         self.dry_run = dry_run
         self.progress = progress or Progress()
         self.read_chunk = read_chunk
-        self.sizer: Sizer = _sizer(client, parse_size(batch_size), batch_policy, dry_run)
+        self.sizer: Sizer = sizer_for(client, parse_size(batch_size), batch_policy, dry_run=dry_run)
         self.counters = BatchCounters()
         self._take_lock = threading.Lock()
         self.target = target or Target(
@@ -280,107 +259,6 @@ class Loader(SendOps):
             if not isinstance(self._journal_arg, Journal):  # ours: the next run may begin, even unclosed
                 self.journal.end_run()
 
-    def _read(self, rows: Iterator[SourceRow], work: queue.Queue[_Work | None]) -> None:
-        chunk: list[SourceRow] = []
-        for row in rows:
-            chunk.append(row)
-            if len(chunk) >= self.read_chunk:
-                try:
-                    self._chunk(chunk, work)
-                except _Fatal:
-                    self._list_earlier_in_doubt(rows)
-                    raise
-                chunk = []
-            if self._stop.is_set():
-                self._list_earlier_in_doubt(itertools.chain(chunk, rows))
-                return
-        if chunk:
-            self._chunk(chunk, work)
-
-    def _list_earlier_in_doubt(self, rows: Iterator[SourceRow]) -> None:
-        """After a fatal stop, still write the unread rows an earlier run left in doubt to the in-doubt file.
-
-        The file is rewritten by every run; without this a resume that stops early would shorten it.
-        """
-        if self.in_doubt is None or not self._resume:
-            return  # a new run has no journalled rows beyond those it read
-        assert self.journal is not None
-        while chunk := list(itertools.islice(rows, self.read_chunk)):
-            known = self.journal.states(chunk[0].line_no, chunk[-1].line_no)
-            for row in chunk:
-                if known.get(row.line_no, ("", 0))[0] == "in_doubt":
-                    self.in_doubt.write(row.line_no, "send", _IN_DOUBT_EARLIER, row.values)
-
-    def _chunk(self, chunk: list[SourceRow], work: queue.Queue[_Work | None]) -> None:
-        """Map a chunk of read rows, journal them pending (one commit), queue them for the workers."""
-        assert self.journal is not None
-        known = self.journal.states(chunk[0].line_no, chunk[-1].line_no) if self._resume else {}
-        ready: list[_Work] = []
-        for row in chunk:
-            state = known.get(row.line_no, (None, 0))[0]
-            if state in ("done", "rejected", "in_doubt"):
-                self._skipped += 1
-                if state == "in_doubt" and self.in_doubt is not None:
-                    self.in_doubt.write(row.line_no, "send", _IN_DOUBT_EARLIER, row.values)
-                continue
-            if row.error is not None:
-                self._reject(
-                    row.line_no,
-                    None,
-                    "read",
-                    _read_error(row),
-                    row.values,
-                    row.error.column,
-                    row.raw,
-                    row.digest,
-                )
-                continue
-            try:
-                mapped = self.mapper.map(row.line_no, row.values)
-                if mapped.id is None and self.mode != "create":
-                    raise InputError(f"--mode {self.mode} needs an id: the key or id column is empty")
-            except InputError as exc:
-                self._reject(row.line_no, None, "map", str(exc), row.values, exc.column, digest=row.digest)
-                continue
-            resent = known.get(row.line_no, (None, 0))[1] > 0
-            ready.append(_Work(row.line_no, row.values, mapped, row.digest, resent))
-        ready = self._drop_duplicate_keys(ready)
-        fresh = [(w.line, w.mapped.key, str(w.mapped.id) if w.mapped.id else None, w.digest) for w in ready]
-        self.journal.add_pending([f for f in fresh if f[0] not in known])
-        for w in ready:
-            if self.dry_run:
-                self.journal.settle(w.line, "done", outcome="validated")
-                self.progress.add("done")
-                continue
-            while not self._stop.is_set():
-                try:
-                    work.put(w, timeout=0.2)
-                    break
-                except queue.Full:
-                    continue
-            if self._stop.is_set():
-                raise _Fatal
-
-    def _drop_duplicate_keys(self, ready: list[_Work]) -> list[_Work]:
-        """Reject rows whose key an earlier row of the input already has: the first row wins.
-
-        Two concurrent sends of one record would land in an order left to chance.
-        """
-        assert self.journal is not None
-        keys = [w.mapped.key for w in ready if w.mapped.key is not None]
-        first = self.journal.lines_of_keys(keys)
-        kept: list[_Work] = []
-        for w in ready:
-            key = w.mapped.key
-            if key is not None:
-                line = first.setdefault(key, w.line)
-                if line != w.line:
-                    error = f"duplicate key {key!r}: line {line} has it already"
-                    self._reject(w.line, key, "map", error, w.values, digest=w.digest)
-                    continue
-            kept.append(w)
-        return kept
-
     def _reject(  # noqa: PLR0917 - private; raw and digest only come from the reader
         self,
         line: int,
@@ -464,35 +342,7 @@ def _path_of(output: RejectsWriter | str | Path | None) -> str | Path | None:
     return output.path if isinstance(output, RejectsWriter) else output
 
 
-def _read_error(row: SourceRow) -> str:
-    assert row.error is not None
-    if row.extra:
-        shown = ", ".join(repr(x[:40]) for x in row.extra[:5])
-        return f"{row.error} (extra fields: {shown})"
-    return str(row.error)
-
-
 def _client_attr(client: Any, name: str, holder: str) -> str:
     """The client's URL or org, for the journal's target (``client.url``, else its transport's or codec's)."""
     value = getattr(client, name, None) or getattr(getattr(client, holder, None), name, None)
     return str(value or "")
-
-
-def _sizer(client: Any, size: int | str, policy: BatchPolicy, dry_run: bool) -> Sizer:
-    """The batch size for ``client``: ``auto`` adapts where the endpoint has batches; CRM 4.0 sends 1."""
-    caps = getattr(client, "capabilities", None)
-    largest = int(getattr(caps, "max_batch", 1)) if caps is not None and not dry_run else 1
-
-    def ceiling() -> int:
-        return max(1, min(largest, int(getattr(client, "batch_limit", largest))))
-
-    if size == "auto":
-        return AutoSizer(policy, ceiling=ceiling) if largest > 1 else FixedSizer(1)
-    assert isinstance(size, int)
-    if size > largest and not dry_run:
-        endpoint = getattr(client, "endpoint", "this")
-        raise ConfigError(
-            f"batch size {size} is more than the {endpoint} endpoint takes in one request ({largest})"
-            + ("; CRM 4.0 has no batches: use 1 or auto" if largest == 1 else "")
-        )
-    return FixedSizer(size, ceiling=ceiling)

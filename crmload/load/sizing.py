@@ -29,7 +29,7 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from crmload.errors import ConfigError
 
@@ -41,6 +41,7 @@ __all__ = [
     "FixedSizer",
     "Sizer",
     "parse_size",
+    "sizer_for",
 ]
 
 
@@ -111,6 +112,9 @@ class Sizer(Protocol):
     def epoch(self) -> int: ...
 
     @property
+    def adaptive(self) -> bool: ...
+
+    @property
     def label(self) -> str: ...
 
 
@@ -128,6 +132,7 @@ class FixedSizer:
         return str(self._n)
 
     epoch = 0
+    adaptive = False
 
     def size(self) -> int:
         return max(1, min(self._n, self._ceiling()))
@@ -149,6 +154,8 @@ class AutoSizer:
         self._epoch = 0  # cuts so far
         #: Every decision as (reason, new size): what the tests and the summary can count.
         self.decisions: list[tuple[str, int]] = []
+
+    adaptive = True
 
     @property
     def label(self) -> str:
@@ -214,3 +221,23 @@ def parse_size(text: str | int) -> int | str:
     if value < 1:
         raise ConfigError(f"the batch size must be 'auto' or a whole number >= 1, not {value}")
     return value
+
+
+def sizer_for(client: Any, size: int | str, policy: BatchPolicy, *, dry_run: bool = False) -> Sizer:
+    """The batch size for ``client``: ``auto`` adapts where the endpoint has batches; CRM 4.0 sends 1."""
+    caps = getattr(client, "capabilities", None)
+    largest = int(getattr(caps, "max_batch", 1)) if caps is not None and not dry_run else 1
+
+    def ceiling() -> int:
+        return max(1, min(largest, int(getattr(client, "batch_limit", largest))))
+
+    if size == "auto":
+        return AutoSizer(policy, ceiling=ceiling) if largest > 1 else FixedSizer(1)
+    assert isinstance(size, int)
+    if size > largest and not dry_run:
+        endpoint = getattr(client, "endpoint", "this")
+        raise ConfigError(
+            f"batch size {size} is more than the {endpoint} endpoint takes in one request ({largest})"
+            + ("; CRM 4.0 has no batches: use 1 or auto" if largest == 1 else "")
+        )
+    return FixedSizer(size, ceiling=ceiling)

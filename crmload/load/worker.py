@@ -30,10 +30,10 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from crmload.load.breaker import Breaker
-    from crmload.load.engine import _Work
     from crmload.load.journal import Journal, Settled
     from crmload.load.mapping import Mapper
     from crmload.load.progress import Progress
+    from crmload.load.reader import _Work
     from crmload.load.rejects import RejectsWriter
 
 __all__ = ["IN_DOUBT", "SendOps"]
@@ -97,7 +97,8 @@ class SendOps:
         self.journal.mark_sending_many([w.line for w in batch], durable=unkeyed)
         tickets = self._breaker.tickets(len(batch))
         epoch = self.sizer.epoch
-        trace = getattr(self.client, "call_trace", None)
+        # Only an adaptive size needs to know how the call went (a fixed size, CRM 4.0's 1, learns nothing).
+        trace = getattr(self.client, "call_trace", None) if self.sizer.adaptive else None
         before = trace() if trace is not None else None
         results = send_rows(self.client, self.entity, self.mode, [w.mapped for w in batch])
         if before is not None:
