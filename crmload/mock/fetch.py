@@ -20,7 +20,8 @@ from lxml import etree
 from crmload.metadata import Metadata
 from crmload.mock.entity import entity_meta, invalid
 from crmload.mock.envelope import SoapFault, parse_xml
-from crmload.mock.query import Filter, Query, candidates, condition, page_of, select
+from crmload.mock.paging import run_page
+from crmload.mock.query import Filter, Query, candidates, condition, select
 from crmload.mock.store import Record, Store
 from crmload.mock.values import Value
 
@@ -115,15 +116,15 @@ def run_fetch(fetch_xml: str, metadata: Metadata, store: Store) -> str:
     """Run a FetchXML query against ``store`` and return the result set string."""
     query, aggregates = parse_fetch(fetch_xml, metadata)
     columns = query.columns
-    hits = select(query, candidates(query, store))
     if aggregates:
+        hits = select(query, candidates(query, store))
         if len(hits) > AGGREGATE_LIMIT:
             raise SoapFault(
                 CODE_AGGREGATE_LIMIT, "AggregateQueryRecordLimit exceeded. Cannot perform this operation."
             )
         cells = "".join(f"<{alias}>{sum(1 for r in hits if _has(r, n))}</{alias}>" for alias, n in aggregates)
         return f'<resultset morerecords="0"><result>{cells}</result></resultset>'
-    page, more, cookie = page_of(query, hits)
+    page, more, cookie = run_page(query, store)
     rows = "".join(
         "<result>"
         + "".join(_cell(n, v) for n, v in r.items() if columns is None or n in columns)

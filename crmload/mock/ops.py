@@ -17,14 +17,12 @@ from crmload.metadata import Metadata
 from crmload.mock.entity import entity_meta, invalid, parse_entity, parse_guid
 from crmload.mock.envelope import CODE_DUPLICATE, CODE_NOT_FOUND, SoapFault, attr_qname, child, text_of
 from crmload.mock.fetch import run_fetch
+from crmload.mock.paging import run_page
 from crmload.mock.query import (
     _columns,
-    candidates,
-    page_of,
     parse_query,
     render_collection,
     render_entity,
-    select,
 )
 from crmload.mock.store import Dangling, Duplicate, Missing, Store
 from crmload.soap import ns
@@ -134,7 +132,7 @@ def op_retrieve(ctx: Context, el: etree._Element) -> str:
 def op_retrieve_multiple(ctx: Context, el: etree._Element) -> str:
     """RetrieveMultiple: ``RetrieveMultiple/query`` -> a typed ``BusinessEntityCollection``."""
     query = parse_query(child(el, W, "query"), ctx.metadata)
-    page, more, cookie = page_of(query, select(query, candidates(query, ctx.store)))
+    page, more, cookie = run_page(query, ctx.store)
     body = render_collection(query, page, more, cookie, dynamic=False, tag="RetrieveMultipleResult")
     return f"<RetrieveMultipleResponse{_XMLNS}>{body}</RetrieveMultipleResponse>"
 
@@ -189,7 +187,7 @@ def _exec_retrieve(ctx: Context, req: etree._Element) -> str:
 
 def _exec_retrieve_multiple(ctx: Context, req: etree._Element) -> str:
     query = parse_query(child(req, W, "Query"), ctx.metadata)
-    page, more, cookie = page_of(query, select(query, candidates(query, ctx.store)))
+    page, more, cookie = run_page(query, ctx.store)
     body = render_collection(
         query, page, more, cookie, dynamic=_dynamic_flag(req), tag="q1:BusinessEntityCollection"
     )

@@ -37,8 +37,12 @@ __all__ = [
     "Filter",
     "Query",
     "candidates",
+    "cookie_last",
+    "cookie_of",
     "guid_order",
+    "matches",
     "page_of",
+    "page_size",
     "parse_query",
     "render_collection",
     "select",
@@ -269,7 +273,7 @@ def select(query: Query, records: list[Record]) -> list[Record]:
     return hits
 
 
-def _cookie_last(cookie: str | None, key: str) -> uuid.UUID | None:
+def cookie_last(cookie: str | None, key: str) -> uuid.UUID | None:
     if not cookie:
         return None
     try:
@@ -279,12 +283,17 @@ def _cookie_last(cookie: str | None, key: str) -> uuid.UUID | None:
         return None
 
 
+def page_size(query: Query) -> int:
+    """The records one page of ``query`` holds: its Count, at most (and by default) 5,000."""
+    return query.count if 0 < query.count <= MAX_PAGE else MAX_PAGE
+
+
 def page_of(query: Query, hits: list[Record]) -> tuple[list[Record], bool, str | None]:
     """Return (this page, more records, paging cookie) for ``hits`` as ``select`` ordered them."""
-    size = query.count if 0 < query.count <= MAX_PAGE else MAX_PAGE
+    size = page_size(query)
     key = query.meta.primary_key
     start = (query.page - 1) * size
-    last = _cookie_last(query.cookie, key)
+    last = cookie_last(query.cookie, key)
     if last is not None and not query.orders:
         start = bisect.bisect_right(hits, guid_order(last), key=_pk_order(key))
     elif last is not None:
@@ -292,13 +301,17 @@ def page_of(query: Query, hits: list[Record]) -> tuple[list[Record], bool, str |
         if last in ids:
             start = ids.index(last) + 1
     page = hits[start : start + size]
-    more = start + size < len(hits)
+    return page, start + size < len(hits), cookie_of(query, page)
+
+
+def cookie_of(query: Query, page: list[Record]) -> str | None:
+    """The paging cookie CRM answers for ``page``: its first and last primary keys (None for no records)."""
     if not page:
-        return page, more, None
+        return None
+    key = query.meta.primary_key
     first_id, last_id = page[0][key].value, page[-1][key].value
     last_s, first_s = str(last_id).upper(), str(first_id).upper()
-    cookie = f'<cookie page="{query.page}"><{key} last="{{{last_s}}}" first="{{{first_s}}}" /></cookie>'
-    return page, more, cookie
+    return f'<cookie page="{query.page}"><{key} last="{{{last_s}}}" first="{{{first_s}}}" /></cookie>'
 
 
 def _project(rec: Record, columns: list[str] | None) -> list[tuple[str, Value]]:

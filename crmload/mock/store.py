@@ -81,6 +81,8 @@ class Store:
         self._index: dict[tuple[str, str], dict[tuple[object, ...], uuid.UUID]] = {}
         self._known: set[tuple[str, uuid.UUID]] = set()
         self.integrity = integrity
+        self._versions: dict[str, int] = {}
+        self._ordered: dict[str, tuple[int, list[bytes], list[uuid.UUID]]] = {}
         #: Called with the lock held after each create commits: ``(entity, id, stored record) -> drop?``.
         #: The fault plan's silent drops and mutations live there (the record may be changed in place).
         self.after_create: Callable[[str, uuid.UUID, Record], bool] | None = None
@@ -137,6 +139,7 @@ class Store:
         self, entity: str, key_attr: str, attrs: Mapping[str, Value], id: uuid.UUID | None
     ) -> uuid.UUID:
         table = self._data.setdefault(entity, {})
+        self._versions[entity] = self._versions.get(entity, 0) + 1
         rid = id if id is not None else self._new_id()
         if rid in table:
             raise Duplicate(rid)
@@ -210,6 +213,7 @@ class Store:
     def delete(self, entity: str, rid: uuid.UUID) -> None:
         """Remove a record. Raises ``Missing``."""
         with self._lock:
+            self._versions[entity] = self._versions.get(entity, 0) + 1
             rec = self._data.get(entity, {}).pop(rid, None)
             if rec is None:
                 raise Missing(rid)
@@ -243,9 +247,25 @@ class Store:
         """Return the records of ``entity`` in their JSON-able form."""
         return [{k: to_json(v) for k, v in rec.items()} for rec in self.all(entity)]
 
+    def ordered(
+        self, entity: str, order: Callable[[uuid.UUID], bytes]
+    ) -> tuple[list[bytes], list[uuid.UUID]]:
+        """The ids of ``entity`` sorted by ``order`` (and their keys, for bisect), cached until a create or
+        delete changes the set: a paged read then sorts the table once, not once per page."""
+        with self._lock:
+            version = self._versions.get(entity, 0)
+            cached = self._ordered.get(entity)
+            if cached is not None and cached[0] == version:
+                return cached[1], cached[2]
+            ids = sorted(self._data.get(entity, {}), key=order)
+            keys = [order(i) for i in ids]
+            self._ordered[entity] = (version, keys, ids)
+            return keys, ids
+
     def clear(self) -> None:
         """Drop every record (known ids stay known)."""
         with self._lock:
+            self._versions = {e: v + 1 for e, v in self._versions.items()}
             self._data.clear()
             self._index.clear()
 
