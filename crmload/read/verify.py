@@ -229,16 +229,15 @@ class Verifier:
         )
 
     def _check(self, items: list[_Item], report: VerifyReport, sink: Callable[[Discrepancy], None]) -> None:
+        compared = [it for it in items if it.attrs is not None]
         columns = {self.pk}
-        for it in items:
+        for it in compared:
             columns.update(it.attrs or ())
-        ids = [it.id for it in items]
-        found = {}
-        for rec in self.client.retrieve_multiple(
-            self.entity, where={self.pk: ids}, columns=sorted(columns), page_size=max(len(ids), 1)
-        ):
-            value = rec.get(self.pk)
-            found[getattr(value, "id", value)] = rec
+        if len(compared) == len(items):  # every row compared: one read with the columns
+            found = self._read(items, sorted(columns))
+        else:  # a sample: ids only for presence, the columns only for the sampled rows
+            found = self._read(items, [self.pk])
+            found.update(self._read(compared, sorted(columns)) if compared else {})
         for it in items:
             rec = found.get(it.id)
             if it.in_doubt:
@@ -266,6 +265,17 @@ class Verifier:
                     )
                     self._emit(report, sink, d)
             report.differing_rows += differs
+
+    def _read(self, items: list[_Item], columns: list[str]) -> dict[UUID, dict[str, Any]]:
+        """id -> record of the ``items`` CRM holds: one RetrieveMultiple ``pk In (ids)``."""
+        ids = [it.id for it in items]
+        found = {}
+        for rec in self.client.retrieve_multiple(
+            self.entity, where={self.pk: ids}, columns=columns, page_size=max(len(ids), 1)
+        ):
+            value = rec.get(self.pk)
+            found[getattr(value, "id", value)] = rec
+        return found
 
     def _extra(self, report: VerifyReport, sink: Callable[[Discrepancy], None]) -> None:
         for rec in self.client.retrieve_multiple(self.entity, columns=[self.pk], page_size=5000):

@@ -125,6 +125,7 @@ def test_extra_records_and_sample(crm: MockCrm, tmp_path: Path) -> None:
     assert ent["kinds"] == {"extra": 1}
     assert ent["checked"] == 60
     assert 0 < ent["compared"] < 60
+    assert ent["requests"] == 3  # ids-only read, the sampled rows' columns, the --all id-only page
     with open(doc["discrepancies"], encoding="utf-8") as fh:
         assert str(stray) in fh.read()
 
