@@ -22,6 +22,7 @@ from crmload._batch import BatchOps, BatchStats
 from crmload._client_stats import CallStats, CallTrace
 from crmload._errmap import FOREIGN_ERRORS, classify
 from crmload.budget import DEFAULT_PORT_BUDGET, PortBudget
+from crmload.budgets import BudgetKey, BudgetStore, open_store
 from crmload.errors import (
     ConfigError,
     CrmLoadError,
@@ -122,6 +123,9 @@ class CrmClient(BatchOps):
         limits: connection pool shape (``PoolLimits``).
         metadata: entity metadata used to type null values (``load_metadata()`` by default).
         clock, sleep: injected time for the limiter, the guard and retry waits.
+        budget_store: where the call limiter keeps its rate and Retry-After pause: None (this process), a
+            ``crmload.budgets`` store, or a URL such as ``redis://host:6379/0`` shared by every process using
+            this endpoint as the same user (see ``crmload.budgets``). The connection guard stays per host.
 
     Example:
         >>> with CrmClient(url, org="Contoso", workers=8) as crm:        # doctest: +SKIP
@@ -148,6 +152,7 @@ class CrmClient(BatchOps):
         metadata: Metadata | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        budget_store: BudgetStore | str | None = None,
     ) -> None:
         _check_options(workers, budget, retry, timeout, limits, metadata, verify, proxies, auth)
         self._budget = budget if budget is not None else DEFAULT_PORT_BUDGET
@@ -158,7 +163,12 @@ class CrmClient(BatchOps):
         self._batch_ceiling = self._batch_limit  # lowered for good by MaxBatchSize faults
         self._batch_stats = BatchStats()
         self._headers: dict[str, dict[str, str]] = {}  # per operation, built once
-        self._limiter = CallLimiter(_rate_limit(rate, self._budget), self._budget, clock=clock, sleep=sleep)
+        store = budget_store if budget_store is not None and not isinstance(budget_store, str) else None
+        store = store or open_store(budget_store if isinstance(budget_store, str) else None)
+        key = BudgetKey(_strip_credentials(self._dialect.url), str(getattr(auth, "user", "") or ""))
+        self._limiter = CallLimiter(
+            _rate_limit(rate, self._budget), self._budget, clock=clock, sleep=sleep, store=store, key=key
+        )
         # A pool larger than the default burst should not queue on its own warm-up.
         self._guard = ConnectGuard(self._budget, clock=clock, sleep=sleep, burst=max(8, workers))
         self._policy = retry if retry is not None else DEFAULT_RETRY_POLICY
@@ -188,13 +198,7 @@ class CrmClient(BatchOps):
     @property
     def url(self) -> str:
         """The endpoint URL, without any user or password it carried."""
-        parts = urlsplit(self._transport.url)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        if parts.port is not None:
-            host = f"{host}:{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+        return _strip_credentials(self._transport.url)
 
     @property
     def org(self) -> str:
@@ -227,8 +231,9 @@ class CrmClient(BatchOps):
         self.close()
 
     def close(self) -> None:
-        """Close the pooled connections. Idempotent."""
+        """Close the pooled connections and leave a shared budget. Idempotent."""
         self._transport.close()
+        self._limiter.close()
 
     # --- operations -----------------------------------------------------------------------------------------
 
@@ -385,6 +390,7 @@ class CrmClient(BatchOps):
             retry_after_pauses=limiter["pauses"],
             retry_after_pause_s=limiter["pause_s"],
             current_rate=limiter["current_rate"],
+            budget_store=limiter["budget_store"],
             guard_waits=wire["guard_waits"],
             guard_wait_s=wire["guard_wait_s"],
             guard_rate=self._guard.rate,
@@ -537,3 +543,13 @@ def _replay_first(first: CrmLoadError, run: Callable[..., T]) -> Callable[..., T
         return run(*args)
 
     return attempt
+
+
+def _strip_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, ""))

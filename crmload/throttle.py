@@ -24,6 +24,7 @@ from crmload._bucket import Clock, Sleep, TokenBucket, _check_rate
 from crmload._guard import ConnectGuard
 from crmload._waits import WaitUnion
 from crmload.budget import DEFAULT_PORT_BUDGET, PortBudget
+from crmload.budgets import Budget, BudgetKey, BudgetStore, LocalStore
 from crmload.errors import ConfigError
 
 __all__ = ["DEFAULT_RATE_LIMIT", "CallLimiter", "ConnectGuard", "RateLimit", "TokenBucket"]
@@ -171,6 +172,10 @@ class CallLimiter:
     Call ``acquire()`` before each call, then ``on_success(latency_s)`` or ``on_busy(retry_after_s)``.
     A Retry-After pauses every worker, in every mode, until it has passed.
 
+    The GCRA state lives in a ``Budget`` that ``store`` opens for ``key`` (``crmload.budgets``): by default a
+    ``TokenBucket`` in this process; with ``RedisStore`` one rate and one pause shared by every process that
+    uses the same key.
+
     Example:
         >>> t = [0.0]
         >>> lim = CallLimiter(RateLimit(per_second=16), clock=lambda: t[0], sleep=lambda s: None)
@@ -184,20 +189,27 @@ class CallLimiter:
         budget: PortBudget | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
+        *,
+        store: BudgetStore | None = None,
+        key: BudgetKey | None = None,
     ) -> None:
         self._rate = rate = rate if rate is not None else DEFAULT_RATE_LIMIT
+        self._store = store = store if store is not None else LocalStore()
         budget = budget if budget is not None else DEFAULT_PORT_BUDGET
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         self._calls = _PerThreadCount()
         self._paused_until = -math.inf
-        self._bucket: TokenBucket | None = None
+        start: float | None = None
         if not rate.is_unlimited:
             start = rate.per_second if rate.per_second is not None else budget.per_second
             if rate.auto:
                 start = min(max(start, rate.auto_min), rate.auto_max or math.inf)
-            self._bucket = TokenBucket(start, rate.burst, clock, sleep)
+        # None only for an unlimited local budget: acquire() then reads the pause alone, without a lock.
+        self._bucket: Budget | None = store.open(
+            key if key is not None else BudgetKey(""), rate=start, burst=rate.burst, clock=clock, sleep=sleep
+        )
         self._peak_rate = self.current_rate
         self._counts = dict.fromkeys(
             ("waits", "pauses", "busy", "rate_increases", "rate_decreases"),
@@ -227,7 +239,18 @@ class CallLimiter:
     @property
     def current_rate(self) -> float | None:
         """Calls per second allowed now; None when unlimited."""
-        return None if self._bucket is None else self._bucket.rate
+        return None if self._bucket is None or self._rate.is_unlimited else self._bucket.rate
+
+    @property
+    def store(self) -> BudgetStore:
+        """Where this limiter's state lives (``LocalStore`` unless a shared store was given)."""
+        return self._store
+
+    def close(self) -> None:
+        """Leave a shared budget (so the others stop counting this process). Idempotent; local: nothing."""
+        close = getattr(self._bucket, "close", None)
+        if close is not None:
+            close()
 
     def acquire(self) -> float:
         """Wait until the next call may start; returns the seconds waited."""
@@ -362,4 +385,6 @@ class CallLimiter:
                 "rate_changes": self._counts["rate_increases"] + self._counts["rate_decreases"],
                 "current_rate": self.current_rate,
                 "peak_rate": self._peak_rate,
+                "budget_store": self._store.describe(),
+                **(shared() if (shared := getattr(self._bucket, "shared_stats", None)) else {}),
             }
