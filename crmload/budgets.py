@@ -156,12 +156,17 @@ def redact_url(url: str) -> str:
         password = parts.password
     except ValueError:
         return "<unparsable URL>"
-    if not password:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+    query = "&".join(
+        f"{name}=***" if name.lower() == "password" else part
+        for part in parts.query.split("&")
+        for name in [part.partition("=")[0]]
+    )
+    netloc = parts.netloc
+    if password:
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        netloc = f"{parts.username or ''}:***@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
