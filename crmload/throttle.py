@@ -210,6 +210,8 @@ class CallLimiter:
         self._bucket: Budget | None = store.open(
             key if key is not None else BudgetKey(""), rate=start, burst=rate.burst, clock=clock, sleep=sleep
         )
+        # A shared budget may sleep inside reserve() (to re-check a pause another process started).
+        self._budget_waits = bool(getattr(self._bucket, "waits_in_reserve", False))
         self._peak_rate = self.current_rate
         self._counts = dict.fromkeys(
             ("waits", "pauses", "busy", "rate_increases", "rate_decreases"),
@@ -270,7 +272,8 @@ class CallLimiter:
             if wait <= 0:
                 return 0.0
             self._held.add(now, slot)
-            self._sleep(wait)
+            if not self._budget_waits:
+                self._sleep(wait)
         with self._lock:
             self._counts["waits"] += 1
             self._wait_s += wait

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from crmload.cli import _flags
+from crmload.cli import _flags, budget_opts
 
 _AUTH_MODULE = "crmload.cli.auth_opts"
 try:  # issue 6 adds the authentication flags in its own module; until then there is none.
@@ -180,6 +180,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("-q", "--quiet", action="count", default=0, help="less logging")
     if _auth_opts is not None:
         _auth_opts.add_arguments(p)
+    budget_opts.add_arguments(p)
     p.set_defaults(func=run, _parser=p)
 
 
@@ -306,6 +307,7 @@ def _load(  # noqa: PLR0917 - private step of run()
                 timeout=args.timeout,
                 auth=_build_auth(args),
                 verify=_verify(args),
+                budget_store=budget_opts.build_store(args),
             )
         )
         if not args.no_preflight:  # before the input is read or a journal opened: a failure leaves no trace

@@ -60,6 +60,8 @@ class FaultPlan:
             created but the store loses right after: a server bug only a verification can catch.
         mutate_rate: fraction of created records stored with one attribute changed (a string gets " ~",
             a number +1): the other such bug. Both are listed in ``stats()["corrupted"]``.
+        busy_next: answer the next N SOAP requests busy (with ``retry_after_s``), then none: exactly N busy
+            answers whatever the timing, for tests that need one client to meet one Retry-After.
         seed: RNG seed, so runs repeat.
     """
 
@@ -77,6 +79,7 @@ class FaultPlan:
     privilege_denied_after: int | None = None
     silent_drop_rate: float = 0.0
     mutate_rate: float = 0.0
+    busy_next: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -95,6 +98,8 @@ class FaultPlan:
                 raise ConfigError(f"FaultPlan.{name} must be >= 0")
         if self.retry_after_s is not None and self.retry_after_s < 0:
             raise ConfigError("FaultPlan.retry_after_s must be >= 0")
+        if self.busy_next < 0:
+            raise ConfigError("FaultPlan.busy_next must be >= 0")
         if self.close_every < 0 or self.max_connections < 0 or (self.privilege_denied_after or 0) < 0:
             raise ConfigError(
                 "FaultPlan.close_every, max_connections and privilege_denied_after must be >= 0"
@@ -131,6 +136,7 @@ class FaultInjector:
         self._rng = random.Random(plan.seed)
         self._recent: deque[float] = deque()
         self._creates = 0
+        self._busy_left = plan.busy_next
 
     def configure(self, plan: FaultPlan) -> None:
         """Switch to a new plan and reseed."""
@@ -139,6 +145,17 @@ class FaultInjector:
             self._rng = random.Random(plan.seed)
             self._recent.clear()
             self._creates = 0
+            self._busy_left = plan.busy_next
+
+    def take_busy(self) -> bool:
+        """Return True for each of the plan's ``busy_next`` requests after it was configured."""
+        if self._busy_left <= 0:
+            return False
+        with self._lock:
+            if self._busy_left <= 0:
+                return False
+            self._busy_left -= 1
+            return True
 
     def deny_create(self) -> bool:
         """Count one Create; return True when ``privilege_denied_after`` says to refuse it."""

@@ -514,6 +514,7 @@ class MockCrm:
             stats.fault("max_connections")
             return self._send(sock, state, req, status=503, body=_BUSY_BODY, ctype="text/html", close=True)
         busy_kind = "busy_above_rate" if inj.over_rate() else "busy" if inj.chance(plan.busy_rate) else None
+        busy_kind = busy_kind or ("busy_next" if inj.take_busy() else None)
         if busy_kind:
             stats.fault(busy_kind)
             extra = [("Retry-After", f"{plan.retry_after_s:g}")] if plan.retry_after_s is not None else []

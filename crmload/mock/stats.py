@@ -1,23 +1,34 @@
 """Counters the mock exposes: connections accepted/open/peak, requests by operation and by dialect, items by
-operation, a histogram of ExecuteMultiple batch sizes, injected faults by kind."""
+operation, a histogram of ExecuteMultiple batch sizes, injected faults by kind, and a timeline of requests
+received (per 10 ms, on the mock's own clock) with the times of injected faults, so rate tests count what the
+server saw instead of timing the clients."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from crmload.mock.protocol import SoapReply
 
-__all__ = ["Stats"]
+__all__ = ["TIMELINE_BIN_S", "Stats"]
+
+#: Width of one bin of ``requests_timeline``: any 1 s window is 100 consecutive bins.
+TIMELINE_BIN_S = 0.01
+#: Fault times kept per kind (the first ones): enough for tests, bounded for long runs.
+_FAULT_TIMES_KEPT = 1000
 
 
 class Stats:
     """Thread-safe counters; ``snapshot()`` returns the JSON-able dict behind ``/_mock/stats``."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
         self.reset()
 
     def reset(self) -> None:
@@ -37,6 +48,9 @@ class Stats:
             self.batch_sizes: Counter[int] = Counter()
             self.requests_by_user: Counter[str] = Counter()
             self.http_features: Counter[str] = Counter()
+            self.t0 = self._clock()
+            self.timeline: Counter[int] = Counter()
+            self.fault_times: dict[str, list[float]] = {}
 
     def connection_opened(self) -> int:
         """Count an accepted connection; return how many are open now."""
@@ -52,9 +66,11 @@ class Stats:
             self.connections_open -= 1
 
     def request_received(self) -> None:
-        """Count one SOAP request received (busy, reset and faulted ones included)."""
+        """Count one SOAP request received (busy, reset and faulted ones included), in the timeline too."""
+        at = int((self._clock() - self.t0) / TIMELINE_BIN_S)
         with self._lock:
             self.requests += 1
+            self.timeline[at] += 1
 
     def request(self, op: str, fault_code: str | None = None) -> None:
         """Count one SOAP request the protocol handled, and the CRM fault code it answered with, if any."""
@@ -79,9 +95,13 @@ class Stats:
                 self.requests_by_user[reply.user] += 1
 
     def fault(self, kind: str) -> None:
-        """Count one injected or returned fault of ``kind``."""
+        """Count one injected or returned fault of ``kind``; keep when it happened (seconds since reset)."""
+        at = self._clock() - self.t0
         with self._lock:
             self.faults_by_kind[kind] += 1
+            times = self.fault_times.setdefault(kind, [])
+            if len(times) < _FAULT_TIMES_KEPT:
+                times.append(round(at, 4))
 
     def http(self, feature: str) -> None:
         """Count one use of an HTTP feature (``requests_chunked``, ``responses_gzip``)."""
@@ -105,4 +125,9 @@ class Stats:
                 "batch_sizes": {str(n): c for n, c in sorted(self.batch_sizes.items())},
                 "requests_by_user": dict(self.requests_by_user),
                 "http_features": dict(self.http_features),
+                "requests_timeline": {
+                    "bin_s": TIMELINE_BIN_S,
+                    "counts": {str(k): n for k, n in sorted(self.timeline.items())},
+                },
+                "fault_times": {k: list(v) for k, v in self.fault_times.items()},
             }
