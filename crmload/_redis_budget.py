@@ -9,12 +9,13 @@ hosts' clocks say. State per budget key, in two keys that share a hash tag (one 
 - ``crmload:budget:{DIGEST}:members`` (sorted set): participant -> last acquire (Redis time), the heartbeat.
 
 **Fallback.** When a script fails (Redis down, unreachable, restarting) the budget switches to a local
-``TokenBucket`` at ``rate / participants`` (participants as last seen, or the ``participants`` hint of a store
-that never reached Redis), logs one WARNING, and keeps probing. Its first local slot waits for the heartbeat
-window to pass, so the processes still on Redis have stopped counting this one as present before it spends
-its share. While anyone's heartbeat is stale, the Redis bucket runs at ``rate x present / participants``; one
-that comes back passes the count it saw before, so the first one back does not take the whole rate while the
-rest still spend their local shares. Rejoining logs INFO and replays a pause or a rate change made meanwhile.
+``TokenBucket`` at 0.9 x ``rate / participants`` (participants as last seen, or the ``participants`` hint of
+a store that never reached Redis), logs one WARNING, and keeps probing. Its first local slot waits for the
+heartbeat window to pass, so the processes still on Redis have stopped counting this one as present before it
+spends its share. While anyone's heartbeat is stale, the Redis bucket runs at ``rate x present /
+participants``; one that comes back passes the count it saw before, so the first one back does not take the
+whole rate while the rest still spend their local shares. Rejoining logs INFO and replays a pause or a rate
+change made meanwhile.
 """
 
 from __future__ import annotations
@@ -129,6 +130,10 @@ if now >= tonumber(redis.call('HGET', KEYS[1], 'expect_until') or '0') then expe
 return {rate, math.floor(math.max(0, nb - now) * 1000000), n, expect}
 """
 )
+
+#: The fallback runs each process at this fraction of its share: N schedules on N clocks reach the server with
+#: their own jitter, so a window can catch one call more from each; the headroom keeps the sum under the rate.
+FALLBACK_HEADROOM = 0.9
 
 #: Our own options in the URL's query, removed before redis-py sees it.
 _OWN_OPTIONS = ("participants",)
@@ -316,7 +321,7 @@ class RedisBudget:
         with self._lock:
             self._rate_pending = True
             if self._fallback is not None:
-                self._fallback.set_rate(rate / self._participants)
+                self._fallback.set_rate(FALLBACK_HEADROOM * rate / self._participants)
 
     def pause_until(self, instant: float) -> None:
         with self._lock:
@@ -424,7 +429,7 @@ class RedisBudget:
                 return self._fallback
             now = self._clock()
             n = max(1, self._participants)
-            share = None if self._rate is None else self._rate / n
+            share = None if self._rate is None else FALLBACK_HEADROOM * self._rate / n
             fallback = TokenBucket(share if share is not None else 1e12, 1, self._clock, self._sleep)
             # Spend nothing until the others' heartbeat window has passed (they then stop counting this
             # process as present and slow down), nor before the shared schedule would have given a next slot.

@@ -163,12 +163,9 @@ class CrmClient(BatchOps):
         self._batch_ceiling = self._batch_limit  # lowered for good by MaxBatchSize faults
         self._batch_stats = BatchStats()
         self._headers: dict[str, dict[str, str]] = {}  # per operation, built once
+        limit = _rate_limit(rate, self._budget)
         store = budget_store if budget_store is not None and not isinstance(budget_store, str) else None
         store = store or open_store(budget_store if isinstance(budget_store, str) else None)
-        key = BudgetKey(_strip_credentials(self._dialect.url), str(getattr(auth, "user", "") or ""))
-        self._limiter = CallLimiter(
-            _rate_limit(rate, self._budget), self._budget, clock=clock, sleep=sleep, store=store, key=key
-        )
         # A pool larger than the default burst should not queue on its own warm-up.
         self._guard = ConnectGuard(self._budget, clock=clock, sleep=sleep, burst=max(8, workers))
         self._policy = retry if retry is not None else DEFAULT_RETRY_POLICY
@@ -187,6 +184,9 @@ class CrmClient(BatchOps):
             limits=limits,
             clock=clock,
         )
+        # After the transport, which checks the URL: the budget is keyed by it.
+        key = BudgetKey(_strip_credentials(self._dialect.url), str(getattr(auth, "user", "") or ""))
+        self._limiter = CallLimiter(limit, self._budget, clock=clock, sleep=sleep, store=store, key=key)
 
     def _null_property(self, entity: str, attribute: str) -> str | None:
         # CRM checks a null's property type against the attribute's, so a None needs its declared type.
