@@ -205,7 +205,7 @@ def run_phase(
     workers: int,
     url: str | None = None,
     extra: tuple[str, ...] = (),
-    kill_share: float = 0.95,
+    kill_share: float = 0.8,
 ) -> Phase:
     """Import ``src`` into ``crm`` with ``kills`` SIGKILLs and a resume after each; return what was seen.
 
@@ -387,7 +387,7 @@ def run_chaos(
     url: str | None = None,
     extra: tuple[str, ...] = (),
     plan: FaultPlan | None = None,
-    kill_share: float = 0.95,
+    kill_share: float = 0.8,
 ) -> list[dict[str, Any]]:
     """Both phases against ``crm`` (store reset between them); the audit of each.
 
