@@ -1,4 +1,4 @@
-"""Command line: ``python -m crmload {import,export,verify,mock,budget} ...``.
+"""Command line: ``python -m crmload {import,export,verify,mock,budget,status} ...``.
 
 Each subcommand lives in its own module with ``register(subparsers)``; it sets ``func`` to a callable taking
 the parsed ``argparse.Namespace`` and returning the exit code. Subcommand modules import heavy parts
@@ -54,6 +54,7 @@ _COMMANDS = (
     "crmload.cli.verify_cmd",
     "crmload.cli.mock_cmd",
     "crmload.cli.budget_cmd",
+    "crmload.cli.status_cmd",
 )
 
 log = logging.getLogger("crmload.cli")

@@ -40,6 +40,7 @@ examples:
   python -m crmload import contacts.csv --entity contact --map contacts.map.toml --key contact_key --resume
   CRM_TOKEN=... python -m crmload import accounts.csv --entity account --token-env CRM_TOKEN \
       --url https://contoso.crm4.dynamics.com/ --batch-size auto
+  python -m crmload import big.csv --entity account --key accountnumber --shard 2/4 --url ...   # host 2 of 4
 
 exit codes: 0 all done; 3 finished with rejected or in-doubt rows; 1 fatal error; 2 usage error
 """
@@ -54,6 +55,17 @@ def _breaker_count(text: str) -> int:
     if count < 0:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 0 (0 turns it off), not {text!r}")
     return count
+
+
+def _shard(text: str) -> Any:
+    """``--shard i/N``: a ``Shard``; a malformed one is a usage error (exit 2)."""
+    from crmload.errors import ConfigError  # noqa: PLC0415 - lazy: --help stays fast
+    from crmload.load.shard import Shard  # noqa: PLC0415
+
+    try:
+        return Shard.parse(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(subparsers: Any) -> None:
@@ -122,7 +134,18 @@ def register(subparsers: Any) -> None:
         metavar="S|CONNECT,READ",
         help="seconds to wait for a connection and for an answer, e.g. 10 or 5,120 (default 10,120)",
     )
-    p.add_argument("--journal", metavar="PATH", help="default: FILE.csv.crmload.sqlite beside the input")
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="i/N",
+        help="load only shard i of N (from 1): rows whose --key hashes there, else by line number; N hosts "
+        "split one file with no coordinator, each with its own journal (see 'crmload status')",
+    )
+    p.add_argument(
+        "--journal",
+        metavar="PATH",
+        help="default: FILE.csv.crmload.sqlite beside the input (FILE.csv.shard-i-of-N.crmload.sqlite)",
+    )
     p.add_argument("--resume", action="store_true", help="continue a run from its journal")
     p.add_argument("--restart", action="store_true", help="erase this run's journal and begin again")
     p.add_argument(
@@ -282,9 +305,12 @@ def _load(  # noqa: PLR0917 - private step of run()
     from crmload.load.outfiles import output_paths  # noqa: PLC0415
 
     default_journal = journal is None
-    journal = journal or Path(f"{src}.crmload.sqlite")
+    tag = args.shard.suffix if args.shard else ""  # shards on one host never share a default file
+    journal = journal or Path(f"{src}{tag}.crmload.sqlite")
     try:
-        rejects, in_doubt = output_paths(src, args.rejects, journal, dry_run=args.dry_run, force=args.force)
+        rejects, in_doubt = output_paths(
+            src, args.rejects, journal, dry_run=args.dry_run, force=args.force, tag=tag
+        )
     except ConfigError as exc:
         return _usage(args, str(exc))
     spec = MapSpec.load(args.map) if args.map else None
@@ -373,6 +399,7 @@ def _loader(  # noqa: PLR0917 - private step of _load()
         breaker=args.breaker,
         batch_size=args.batch_size,
         batch_policy=BatchPolicy(target_s=args.batch_target_s),
+        shard=args.shard,
     )
 
 

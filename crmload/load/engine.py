@@ -37,8 +37,10 @@ from crmload.load.mapping import Mapper, MapSpec
 from crmload.load.progress import Progress
 from crmload.load.reader import ReadOps, _Fatal, _rows, _Work
 from crmload.load.rejects import RejectsWriter, open_writer
+from crmload.load.shard import Shard
 from crmload.load.sizing import DEFAULT_BATCH_POLICY, BatchPolicy, Sizer, parse_size, sizer_for
 from crmload.load.source import CsvSource
+from crmload.load.status import OTHER_SHARDS, SOURCE_ROWS
 from crmload.load.summary import Summary, client_numbers, stats_delta
 from crmload.load.worker import SendOps
 
@@ -75,6 +77,7 @@ class Loader(ReadOps, SendOps):
             number (at most the endpoint's largest batch); a batch is one ExecuteMultiple (``load/worker``).
         batch_policy: the ``auto`` size's target server time and bounds (``load/sizing.BatchPolicy``).
         read_chunk: rows read, mapped and journalled as pending together.
+        shard: only the rows of this ``Shard`` (``load/shard.py``); the others are counted, not read.
 
     Example::
 
@@ -108,6 +111,7 @@ class Loader(ReadOps, SendOps):
         target: Target | None = None,
         clock: Callable[[], float] = time.monotonic,
         breaker: int = DEFAULT_BREAKER_THRESHOLD,
+        shard: Shard | None = None,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -123,6 +127,7 @@ class Loader(ReadOps, SendOps):
         self.dry_run = dry_run
         self.progress = progress or Progress()
         self.read_chunk = read_chunk
+        self.shard = shard
         self.sizer: Sizer = sizer_for(client, parse_size(batch_size), batch_policy, dry_run=dry_run)
         self.counters = BatchCounters()
         self._take_lock = threading.Lock()
@@ -132,6 +137,7 @@ class Loader(ReadOps, SendOps):
             entity=self.entity,
             mode=mode,
             key=self.mapper.key,
+            shard=shard.label if shard is not None else None,
         )
         self._journal_arg = journal
         self._rejects_arg, self._in_doubt_arg, self._force = rejects, in_doubt, force
@@ -147,6 +153,8 @@ class Loader(ReadOps, SendOps):
         self.rejects: RejectsWriter | None = None
         self.in_doubt: RejectsWriter | None = None
         self._skipped = 0
+        self._seen = self._other_shards = 0  # rows the source gave, and those of other shards
+        self._read_all = False
         self._stats_before: dict[str, Any] = {}
         self._source: CsvSource | None = None
 
@@ -253,6 +261,9 @@ class Loader(ReadOps, SendOps):
         assert self.journal is not None
         try:
             self.journal.flush()
+            if self._read_all and not self.dry_run:  # the input's length, for ``crmload status``
+                seen, others = str(self._seen), str(self._other_shards)
+                self.journal.write_meta([(SOURCE_ROWS, seen), (OTHER_SHARDS, others)])
         except JournalError as exc:
             self._set_fatal(exc)
         finally:
@@ -328,6 +339,8 @@ class Loader(ReadOps, SendOps):
             interrupted=self._interrupted,
             source=self._source.accounting() if self._source is not None else {},
             batch_size=self.sizer.label,
+            shard=self.shard.label if self.shard is not None else None,
+            other_shards=self._other_shards,
             **self.counters.snapshot(),
         )
 

@@ -46,6 +46,7 @@ from crmload.load._jfile import connect, hint, remove_db
 from crmload.load.identity import FileIdentity, file_identity, first_change
 from crmload.load.retarget import move_run
 from crmload.load.runlock import RunLock
+from crmload.load.shard import shard_mismatch
 
 __all__ = ["STATES", "FileIdentity", "Journal", "Settled", "Target", "file_identity", "public_url"]
 
@@ -95,10 +96,13 @@ class Target:
     entity: str
     mode: str
     key: str | None = None
+    #: ``load/shard.py``: ``"2/4"`` for ``--shard 2/4``; None (and absent from the meta) when unsharded.
+    shard: str | None = None
 
     def describe(self) -> str:
         """One line for messages."""
-        return f"{self.entity} in {self.org} at {self.url} ({self.mode})"
+        shard = f", shard {self.shard}" if self.shard else ""
+        return f"{self.entity} in {self.org} at {self.url} ({self.mode}{shard})"
 
 
 class Journal:
@@ -181,7 +185,7 @@ class Journal:
         self, target: Target, source: FileIdentity | None, *, resume: bool, retarget: bool = False
     ) -> None:
         meta = self.meta()
-        fields = {f"target.{k}": str(v) for k, v in asdict(target).items()}
+        fields = {f"target.{k}": str(v) for k, v in asdict(target).items() if k != "shard" or v is not None}
         if source is not None:
             fields.update({f"source.{k}": str(v) for k, v in asdict(source).items()})
         if not self._has_digests():
@@ -198,6 +202,9 @@ class Journal:
             return
         theirs = {k: v for k, v in meta.items() if k.startswith("target.")}
         ours = {k: v for k, v in fields.items() if k.startswith("target.")}
+        refusal = shard_mismatch(self.path, theirs.get("target.shard"), ours.get("target.shard"))
+        if refusal:
+            raise JournalError(refusal)
         moved = theirs.get("target.url") != ours["target.url"]
         if moved and resume:  # only the URL may change, on resume; move_run decides whether it may
             theirs["target.url"] = ours["target.url"]

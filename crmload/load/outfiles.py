@@ -149,12 +149,15 @@ def output_paths(
     *,
     dry_run: bool,
     force: bool,
+    tag: str = "",
 ) -> tuple[Path | None, Path | None]:
     """The CLI's ``(rejects, in-doubt)`` paths for ``source``, checked; ConfigError for one it must not take.
 
-    A dry run writes nothing unless ``--rejects`` names a path; it never has in-doubt rows.
+    A dry run writes nothing unless ``--rejects`` names a path; it never has in-doubt rows. ``tag`` goes
+    into the default names (``FILE.shard-2-of-4.rejects.csv``).
     """
     base = source.with_suffix("") if source.suffix.lower() == ".csv" else source
+    base = Path(f"{base}{tag}")
     rej = Path(rejects) if rejects else None if dry_run else Path(f"{base}.rejects.csv")
     doubt = None if dry_run else Path(f"{base}.in-doubt.csv")
     run_files = {"input": source, "journal": journal, "journal's WAL": Path(f"{journal}-wal")}

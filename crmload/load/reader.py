@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from crmload.load.mapping import Mapper
     from crmload.load.progress import Progress
     from crmload.load.rejects import RejectsWriter
+    from crmload.load.shard import Shard
 
 __all__ = ["ReadOps"]
 
@@ -65,8 +66,12 @@ class ReadOps:
         progress: Progress
         dry_run: bool
         read_chunk: int
+        shard: Shard | None
         _resume: bool
         _skipped: int
+        _seen: int
+        _other_shards: int
+        _read_all: bool
         _stop: threading.Event
 
         def _reject(  # noqa: PLR0917
@@ -83,7 +88,12 @@ class ReadOps:
 
     def _read(self, rows: Iterator[SourceRow], work: queue.Queue[_Work | None]) -> None:
         chunk: list[SourceRow] = []
+        shard, key = self.shard, self.mapper.key
         for row in rows:
+            self._seen += 1
+            if shard is not None and not shard.takes(row.line_no, row.values, key, row.error is None):
+                self._other_shards += 1  # another shard's row: not read here (load/shard.py)
+                continue
             chunk.append(row)
             if len(chunk) >= self.read_chunk:
                 try:
@@ -97,6 +107,7 @@ class ReadOps:
                 return
         if chunk:
             self._chunk(chunk, work)
+        self._read_all = True
 
     def _list_earlier_in_doubt(self, rows: Iterator[SourceRow]) -> None:
         """After a fatal stop, still write the unread rows an earlier run left in doubt to the in-doubt file.

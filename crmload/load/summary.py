@@ -123,6 +123,9 @@ class Summary:
     mean_batch_size: float | None = None
     largest_batch: int = 0
     item_faults_by_code: dict[str, int] = field(default_factory=dict)
+    #: ``--shard i/N`` (``load/shard.py``): this run's shard, and the rows it passed over as other shards'.
+    shard: str | None = None
+    other_shards: int = 0
 
     @property
     def balanced(self) -> bool:
@@ -169,6 +172,7 @@ class Summary:
             f"{self.in_doubt} in doubt"
             + (f", {self.already_present} already present" if self.already_present else ""),
             f"  {self.equation()}",
+            *self._shard_lines(),
             f"  {self.duration_s:.1f} s, {self.records_per_s:.1f} records/s",
         ]
         if not self.dry_run and c:
@@ -206,6 +210,11 @@ class Summary:
             resume = "; --resume continues the run" if self.journal else " (no journal kept: run again)"
             lines.append(f"  interrupted: {self.pending} rows pending{resume}")
         return "\n".join(lines + _source_warnings(self.source))
+
+    def _shard_lines(self) -> list[str]:
+        if self.shard is None:
+            return []
+        return [f"  shard {self.shard}: {self.other_shards} rows of the input are other shards' (not read)"]
 
     def _batch_lines(self) -> list[str]:
         out = []
