@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from crmload.cli import _flags, budget_opts
+from crmload.cli import _flags, budget_opts, observe_opts
 
 _AUTH_MODULE = "crmload.cli.auth_opts"
 try:  # issue 6 adds the authentication flags in its own module; until then there is none.
@@ -204,6 +204,7 @@ def register(subparsers: Any) -> None:
     if _auth_opts is not None:
         _auth_opts.add_arguments(p)
     budget_opts.add_arguments(p)
+    observe_opts.add_arguments(p)
     p.set_defaults(func=run, _parser=p)
 
 
@@ -301,7 +302,7 @@ def _load(  # noqa: PLR0917 - private step of run()
     journal: Path | None,
 ) -> int:
     from crmload.errors import ConfigError  # noqa: PLC0415
-    from crmload.load import CsvSource, Mapper, MapSpec, Progress  # noqa: PLC0415 - lazy: --help stays fast
+    from crmload.load import CsvSource, Mapper, MapSpec  # noqa: PLC0415 - lazy: --help stays fast
     from crmload.load.outfiles import output_paths  # noqa: PLC0415
 
     default_journal = journal is None
@@ -343,9 +344,7 @@ def _load(  # noqa: PLR0917 - private step of run()
     if not source.header:
         _say(args, f"{src} is empty: nothing to load")
     mapper = Mapper(args.entity, spec=spec, key=args.key)
-    show_bar = sys.stderr.isatty() and not args.no_progress and getattr(args, "quiet", 0) <= 0
-    stats = client.stats if client is not None else None
-    progress = Progress(enabled=show_bar, stats=stats)
+    progress = observe_opts.build_progress(args, client)
     if default_journal and args.resume and not journal.exists():
         _say(args, "no journal to resume: starting a new run")
     try:

@@ -210,6 +210,7 @@ class Loader(ReadOps, SendOps):
             self._check_mode_needs_id(source)
         self._open(source)
         assert self.journal is not None
+        self._start_progress(source)
         started = self._clock()
         self._stats_before = self.client.stats() if self.client is not None and not self.dry_run else {}
         pool: list[threading.Thread] = []
@@ -238,6 +239,16 @@ class Loader(ReadOps, SendOps):
         finally:
             self._finish(pool, work)
         return self._summary(started)
+
+    def _start_progress(self, source: CsvSource | None) -> None:
+        """Progress against the file's size, from the rows an earlier run settled (``--resume``)."""
+        assert self.journal is not None
+        base = 0
+        if self._resume:
+            c = self.journal.counts()
+            base = c["done"] + c["rejected"] + c["in_doubt"]
+        size = source.path.stat().st_size if source is not None else None
+        self.progress.start(size_bytes=size, base=base)
 
     def _check_mode_needs_id(self, source: CsvSource | None) -> None:
         if self.mode == "create" or self.mapper.key or source is None:
@@ -287,7 +298,7 @@ class Loader(ReadOps, SendOps):
             self.rejects.write(line, phase, error, values, raw=raw)
         if self._findings is not None:
             self._findings.append({"line": line, "column": column, "phase": phase, "error": error})
-        self.progress.add("rejected")
+        self.progress.add("rejected", reason=f"{phase}: {error}")
         log.info("line %s rejected (%s): %s", line, phase, error)
 
     def _set_fatal(self, exc: BaseException) -> None:

@@ -72,6 +72,7 @@ class ReadOps:
         _seen: int
         _other_shards: int
         _read_all: bool
+        _source: CsvSource | None
         _stop: threading.Event
 
         def _reject(  # noqa: PLR0917
@@ -126,6 +127,7 @@ class ReadOps:
     def _chunk(self, chunk: list[SourceRow], work: queue.Queue[_Work | None]) -> None:
         """Map a chunk of read rows, journal them pending (one commit), queue them for the workers."""
         assert self.journal is not None
+        self.progress.read(len(chunk), self._source.bytes_read if self._source is not None else None)
         known = self.journal.states(chunk[0].line_no, chunk[-1].line_no) if self._resume else {}
         ready: list[_Work] = []
         for row in chunk:

@@ -177,7 +177,7 @@ class SendOps:
         settled.append((w.line, "rejected", None, None, phase, error, False))
         if self.rejects is not None:
             self.rejects.write(w.line, phase, error, w.values)
-        self.progress.add("rejected")
+        self.progress.add("rejected", reason=f"{phase}: {error}")
         log.info("line %s rejected (%s): %s", w.line, phase, error)
 
     # -- resume ----------------------------------------------------------------------------------------------
