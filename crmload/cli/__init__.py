@@ -1,4 +1,4 @@
-"""Command line: ``python -m crmload {import,export,verify,mock,budget,status} ...``.
+"""Command line: ``python -m crmload {import,migrate,export,verify,mock,budget,status} ...``.
 
 Each subcommand lives in its own module with ``register(subparsers)``; it sets ``func`` to a callable taking
 the parsed ``argparse.Namespace`` and returning the exit code. Subcommand modules import heavy parts
@@ -50,6 +50,7 @@ class _Parser(argparse.ArgumentParser):
 #: Subcommand modules, in the order ``--help`` lists them. A module missing here is skipped, not fatal.
 _COMMANDS = (
     "crmload.cli.import_cmd",
+    "crmload.cli.migrate_cmd",
     "crmload.cli.export_cmd",
     "crmload.cli.verify_cmd",
     "crmload.cli.mock_cmd",

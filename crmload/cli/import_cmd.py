@@ -30,7 +30,7 @@ except ModuleNotFoundError as _exc:
         raise
     _auth_opts = None
 
-__all__ = ["register", "run"]
+__all__ = ["open_client", "register", "run"]
 
 EPILOG = """\
 examples:
@@ -319,24 +319,8 @@ def _load(  # noqa: PLR0917 - private step of run()
         spec = dataclasses.replace(spec or MapSpec(), trim=False)
     client = None
     if not args.dry_run:
-        from crmload.client import CrmClient  # noqa: PLC0415 - lazy: --help stays fast
-        from crmload.throttle import RateLimit  # noqa: PLC0415
-
         assert url is not None  # run() starts the embedded mock when no URL was given
-        rate = RateLimit.parse(rate_text) if rate_text else None
-        client = stack.enter_context(
-            CrmClient(
-                url,
-                org=org or None,
-                endpoint=args.endpoint,
-                workers=args.workers,
-                rate=rate,
-                timeout=args.timeout,
-                auth=_build_auth(args),
-                verify=_verify(args),
-                budget_store=budget_opts.build_store(args),
-            )
-        )
+        client = open_client(args, stack, url, org, rate_text)
         if not args.no_preflight:  # before the input is read or a journal opened: a failure leaves no trace
             client.preflight(args.entity)
     limits = {"max_record_lines": args.max_record_lines} if args.max_record_lines else {}
@@ -366,6 +350,29 @@ def _load(  # noqa: PLR0917 - private step of run()
         print(f"crmload: error: interrupted with {summary.pending} rows pending; {resume}", file=sys.stderr)
     code: int = summary.exit_code
     return code
+
+
+def open_client(
+    args: argparse.Namespace, stack: contextlib.ExitStack, url: str, org: str, rate_text: str | None
+) -> Any:
+    """The one ``CrmClient`` of a run, from the shared flags (import and migrate build it here)."""
+    from crmload.client import CrmClient  # noqa: PLC0415 - lazy: --help stays fast
+    from crmload.throttle import RateLimit  # noqa: PLC0415
+
+    rate = RateLimit.parse(rate_text) if rate_text else None
+    return stack.enter_context(
+        CrmClient(
+            url,
+            org=org or None,
+            endpoint=args.endpoint,
+            workers=args.workers,
+            rate=rate,
+            timeout=args.timeout,
+            auth=_build_auth(args),
+            verify=_verify(args),
+            budget_store=budget_opts.build_store(args),
+        )
+    )
 
 
 def _loader(  # noqa: PLR0917 - private step of _load()

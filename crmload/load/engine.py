@@ -35,7 +35,7 @@ from crmload.load.breaker import DEFAULT_BREAKER_THRESHOLD, Breaker
 from crmload.load.journal import FileIdentity, Journal, Target, file_identity, public_url
 from crmload.load.mapping import Mapper, MapSpec
 from crmload.load.progress import Progress
-from crmload.load.reader import ReadOps, _Fatal, _rows, _Work
+from crmload.load.reader import ReadOps, RowGate, _Fatal, _rows, _Work
 from crmload.load.rejects import RejectsWriter, open_writer
 from crmload.load.shard import Shard
 from crmload.load.sizing import DEFAULT_BATCH_POLICY, BatchPolicy, Sizer, parse_size, sizer_for
@@ -78,6 +78,8 @@ class Loader(ReadOps, SendOps):
         batch_policy: the ``auto`` size's target server time and bounds (``load/sizing.BatchPolicy``).
         read_chunk: rows read, mapped and journalled as pending together.
         shard: only the rows of this ``Shard`` (``load/shard.py``); the others are counted, not read.
+        gate: asked about every mapped row before it is journalled (``load/reader.RowGate``): send it, hold
+            it for a later run, or reject it (phase "parent"): a plan's ordering and cascade.
 
     Example::
 
@@ -112,6 +114,7 @@ class Loader(ReadOps, SendOps):
         clock: Callable[[], float] = time.monotonic,
         breaker: int = DEFAULT_BREAKER_THRESHOLD,
         shard: Shard | None = None,
+        gate: RowGate | None = None,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -128,6 +131,7 @@ class Loader(ReadOps, SendOps):
         self.progress = progress or Progress()
         self.read_chunk = read_chunk
         self.shard = shard
+        self.gate = gate
         self.sizer: Sizer = sizer_for(client, parse_size(batch_size), batch_policy, dry_run=dry_run)
         self.counters = BatchCounters()
         self._take_lock = threading.Lock()

@@ -478,6 +478,25 @@ class Journal:
                 f"{changed[1]}; nothing was sent. --restart to load it as a new run (or restore the file)"
             )
 
+    def unsettled(self) -> dict[int, tuple[str, str | None]]:
+        """``{line: (state, error)}`` of every row not done: rejected, in doubt or pending (for a cascade)."""
+        with self._lock, self._guard("reading"):
+            found = self._db.execute("SELECT line, state, error FROM rows WHERE state != 'done'").fetchall()
+        return {int(line): (state, error) for line, state, error in found}
+
+    def forget_rejected(self, phase: str) -> int:
+        """Remove the rows rejected in ``phase``, so the next run reads them as new; return how many.
+
+        A plan's cascade rejects (phase "parent") become sendable again once their parent is fixed.
+        """
+        with self._lock, self._guard("writing"):
+            self._check_writable()
+            if not self._db.in_transaction:
+                self._db.execute("BEGIN")
+            cur = self._db.execute("DELETE FROM rows WHERE state = 'rejected' AND phase = ?", (phase,))
+            self._commit(self._clock())
+        return int(cur.rowcount)
+
     def counts(self) -> dict[str, int]:
         """Return rows per state, plus ``read`` (all rows) and ``already_present``."""
         with self._lock, self._guard("reading"):

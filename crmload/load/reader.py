@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,13 @@ if TYPE_CHECKING:
     from crmload.load.rejects import RejectsWriter
     from crmload.load.shard import Shard
 
-__all__ = ["ReadOps"]
+__all__ = ["HOLD", "ReadOps", "RowGate"]
+
+#: A ``RowGate``'s answer for a row that is not this run's: left unjournalled (a later run takes it).
+HOLD = object()
+#: ``gate(line, mapped) -> None | HOLD | str``: None sends the row, ``HOLD`` leaves it for a later run, a
+#: string rejects it (phase "parent") with that reason. ``crmload.plan`` orders and cascades through it.
+RowGate = Callable[[int, Mapped], object]
 
 _IN_DOUBT_EARLIER = f"in doubt since an earlier run: {IN_DOUBT}"
 
@@ -67,6 +73,7 @@ class ReadOps:
         dry_run: bool
         read_chunk: int
         shard: Shard | None
+        gate: RowGate | None
         _resume: bool
         _skipped: int
         _seen: int
@@ -156,6 +163,8 @@ class ReadOps:
             except InputError as exc:
                 self._reject(row.line_no, None, "map", str(exc), row.values, exc.column, digest=row.digest)
                 continue
+            if self.gate is not None and self._gated(row, mapped):
+                continue
             resent = known.get(row.line_no, (None, 0))[1] > 0
             ready.append(_Work(row.line_no, row.values, mapped, row.digest, resent))
         ready = self._drop_duplicate_keys(ready)
@@ -174,6 +183,14 @@ class ReadOps:
                     continue
             if self._stop.is_set():
                 raise _Fatal
+
+    def _gated(self, row: SourceRow, mapped: Mapped) -> bool:
+        """Ask the gate about a row; True when it is not sent this run (held, or rejected by the gate)."""
+        assert self.gate is not None
+        verdict = self.gate(row.line_no, mapped)
+        if isinstance(verdict, str):
+            self._reject(row.line_no, mapped.key, "parent", verdict, row.values, digest=row.digest)
+        return verdict is HOLD or isinstance(verdict, str)
 
     def _drop_duplicate_keys(self, ready: list[_Work]) -> list[_Work]:
         """Reject rows whose key an earlier row of the input already has: the first row wins.
