@@ -70,6 +70,11 @@ def register(subparsers: Any) -> None:
         help="sort a self-reference parent-first up to N levels deep; deeper or cyclic: an update pass",
     )
     p.add_argument(
+        "--verify-lookups",
+        action="store_true",
+        help="reject a row whose lookup names a key that no row of the plan defines and CRM does not hold",
+    )
+    p.add_argument(
         "--force", action="store_true", help="let rejects files replace files crmload did not write"
     )
     p.add_argument(
@@ -161,6 +166,7 @@ def _run(args: argparse.Namespace, analysis: Any, client: Any, state: Path | Non
         force=args.force,
         max_levels=args.max_levels,
         progress=show_bar,
+        verify_lookups=args.verify_lookups,
     )
     runner = PlanRunner(analysis, client, folder, options, index=index, resumed=resumed)
     before, started = client.stats(), time.monotonic()
@@ -178,6 +184,7 @@ def _run(args: argparse.Namespace, analysis: Any, client: Any, state: Path | Non
         client=client_numbers(stats_delta(client.stats(), before)),
         state=None if state is not None and args.state_dir is None else str(folder),
         not_run=[info.spec.label for info in analysis.loads if info.spec.index not in ran],
+        stopped=runner.interrupted,
     )
     print(summary.to_json() if args.json else summary.render(), flush=True)
     if summary.fatal:

@@ -15,8 +15,9 @@ runner between passes; a row whose record was found in CRM since (fixed and re-i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from uuid import UUID
 
 from crmload.load.mapping import Mapped
 from crmload.load.reader import HOLD
@@ -54,6 +55,7 @@ class Gate:
         checks: ``(attribute, entity)`` lookups whose parent rows must have loaded.
         levels: ``{line: level}`` of a self-referencing file sorted parent-first, with ``level`` this pass.
         links: an update pass: hold rows whose create failed and rows with nothing to set.
+        missing: ``{entity: {id: key}}`` that neither the plan nor CRM holds (``--verify-lookups``): rejected.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class Gate:
         levels: dict[int, int] | None = None,
         level: int = 0,
         links: bool = False,
+        missing: Mapping[str, Mapping[UUID, str]] | None = None,
     ) -> None:
         self.load = load
         self.index = index
@@ -74,6 +77,7 @@ class Gate:
         self.levels = levels
         self.level = level
         self.links = links
+        self.missing = missing
         self.held = 0
 
     def __call__(self, line: int, mapped: Mapped) -> object:
@@ -91,7 +95,10 @@ class Gate:
                 continue
             hit = self.index.find(entity, ident)
             if hit is None:
-                continue  # not a row of this plan: trusted, as import trusts it
+                key = self.missing.get(entity, {}).get(ident) if self.missing else None
+                if key is not None:
+                    return f"lookup {attr}: no row of the plan and no {entity} in CRM has key {key!r}"
+                continue  # not a row of this plan: trusted, as import trusts it (unless --verify-lookups)
             bad = self.failed.get(*hit)
             if bad is not None:
                 state, error = bad

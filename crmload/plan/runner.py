@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crmload.errors import CrmLoadError
 from crmload.load.engine import Loader
 from crmload.load.identity import file_identity
 from crmload.load.journal import Journal, Target, public_url
@@ -32,14 +31,12 @@ from crmload.load.summary import Summary
 from crmload.plan.analysis import Analysis, LoadInfo, create_spec, link_spec
 from crmload.plan.data import KeyIndex
 from crmload.plan.gate import Failed, Gate
+from crmload.plan.lookups import existing, missing_keys
 from crmload.plan.summary import LoadResult, merge_client
 
 __all__ = ["PlanRunner", "RunOptions"]
 
 log = logging.getLogger(__name__)
-
-#: Rows per existence check of a failed parent (one RetrieveMultiple ``pk In (...)``).
-_CHECK_BATCH = 200
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +54,8 @@ class RunOptions:
     #: read of the file; a deep, narrow chain is cheaper as one batched update pass).
     max_levels: int = 16
     progress: bool = False
+    #: A lookup to a key no row of the plan defines is checked in CRM; absent there, the row is rejected.
+    verify_lookups: bool = False
 
 
 class PlanRunner:
@@ -87,10 +86,14 @@ class PlanRunner:
         self._stopped = threading.Event()
         self._journals: dict[tuple[int, str], Journal] = {}
         self._checked: set[int] = set()
+        self._concurrent = False
+        #: True once ``stop()`` was called (Ctrl-C), even between two loads.
+        self.interrupted = False
 
     # -- control ---------------------------------------------------------------------------------------------
     def stop(self) -> None:
         """Stop the plan (Ctrl-C): running loads stop as ``Loader.stop`` does, no later load starts."""
+        self.interrupted = True
         self._stopped.set()
         with self._lock:
             for loader in list(self._active):
@@ -116,6 +119,7 @@ class PlanRunner:
                 self._journal(info, "links")
         for tier in self.analysis.tiers:
             errors: list[BaseException] = []
+            self._concurrent = len(tier) > 1
             if len(tier) == 1:
                 self._component(tier[0])
             else:
@@ -186,7 +190,9 @@ class PlanRunner:
                 log.info("%s: %s rows held back by a failed parent are read again", info.spec.label, reopened)
         self.failed.set(i, journal.unsettled())
         held = {e.column for e in info.deferred}
-        checks = [(attr, entity) for column, attr, entity in info.lookups if column not in held]
+        lookups = [lk for lk in info.lookups if lk[0] not in held]
+        checks = [(attr, entity) for _column, attr, entity in lookups]
+        missing = self._missing(info, lookups)
         self._recover({entity for _a, entity in checks})
         mapper = Mapper(info.spec.entity, spec=create_spec(info), key=info.key)
         writers = self._writers(info, journal, "")
@@ -195,7 +201,7 @@ class PlanRunner:
         for level in range(info.passes):
             if level:
                 self.failed.set(i, journal.unsettled())
-            gate = Gate(i, self.index, self.failed, checks, levels=info.levels, level=level)
+            gate = Gate(i, self.index, self.failed, checks, levels=info.levels, level=level, missing=missing)
             resume = self.resumed or level > 0
             passes.append(self._pass(info, info.spec.mode, mapper, journal, writers, gate, resume))
             if passes[-1].fatal or passes[-1].interrupted:
@@ -210,10 +216,11 @@ class PlanRunner:
         if self.resumed:
             journal.forget_rejected("parent")
         checks = [(e.attribute, e.entity) for e in info.deferred]
+        missing = self._missing(info, [(e.column, e.attribute, e.entity) for e in info.deferred])
         self._recover({entity for _a, entity in checks})
         mapper = Mapper(info.spec.entity, spec=link_spec(info), key=info.key)
         writers = self._writers(info, journal, ".links")
-        gate = Gate(i, self.index, self.failed, checks, links=True)
+        gate = Gate(i, self.index, self.failed, checks, links=True, missing=missing)
         started, before = self._clock(), journal.counts()
         summary = self._pass(info, "update", mapper, journal, writers, gate, self.resumed)
         columns = sorted({e.attribute for e in info.deferred})
@@ -271,7 +278,8 @@ class PlanRunner:
             in_doubt=writers[1],
             force=o.force,
             resume=resume,
-            progress=Progress(enabled=o.progress, stats=self.client.stats),
+            # One bar at a time: concurrent loads would draw over each other's.
+            progress=Progress(enabled=o.progress and not self._concurrent, stats=self.client.stats),
             breaker=o.breaker,
             batch_size=o.batch_size,
             batch_policy=o.batch_policy,
@@ -319,6 +327,14 @@ class PlanRunner:
         last.skipped_from_journal = sum(before[s] for s in ("done", "rejected", "in_doubt"))
         return last
 
+    def _missing(
+        self, info: LoadInfo, lookups: list[tuple[str, str, str]]
+    ) -> dict[str, dict[Any, str]] | None:
+        """With ``verify_lookups``: the keys these lookups name that neither the plan nor CRM holds."""
+        if not self.options.verify_lookups or not lookups:
+            return None
+        return missing_keys(self.client, info.spec, lookups, self.index, trim=info.map_spec.trim)
+
     # -- parents fixed since ---------------------------------------------------------------------------------
     def _recover(self, entities: set[str]) -> None:
         """Ask CRM about failed rows of the loads of ``entities``: a record found (fixed and re-imported by
@@ -332,7 +348,7 @@ class PlanRunner:
             ids = self.index.ids_of(info.spec.entity, i, lines)
             if not ids:
                 continue
-            found = self._existing(info, list(ids.values()))
+            found = existing(self.client, info.spec.entity, list(ids.values())) or set()
             fixed = [ln for ln, ident in ids.items() if ident in found]
             for line in fixed:
                 self.failed.fixed.add((i, line))
@@ -341,19 +357,3 @@ class PlanRunner:
                 log.info(
                     "%s: %s failed rows exist in CRM now; their children load", info.spec.label, len(fixed)
                 )
-
-    def _existing(self, info: LoadInfo, ids: list[Any]) -> set[Any]:
-        pk = Mapper(info.spec.entity).primary_key
-        found: set[Any] = set()
-        for start in range(0, len(ids), _CHECK_BATCH):
-            chunk = ids[start : start + _CHECK_BATCH]
-            try:
-                for rec in self.client.retrieve_multiple(
-                    info.spec.entity, where={pk: chunk}, columns=[pk], page_size=len(chunk)
-                ):
-                    value = rec.get(pk)
-                    found.add(getattr(value, "id", value))
-            except CrmLoadError as exc:  # never refuse on doubt: the rows stay failed, their children held
-                log.warning("%s: cannot check failed parents in CRM: %s", info.spec.label, exc)
-                break
-        return found

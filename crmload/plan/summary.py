@@ -45,6 +45,8 @@ class PlanSummary:
     unresolved: int = 0
     unresolved_rows: list[dict[str, Any]] = field(default_factory=list)
     not_run: list[str] = field(default_factory=list)
+    #: Ctrl-C stopped the plan, maybe between two loads.
+    stopped: bool = False
 
     def _sum(self, kind: str | None) -> dict[str, int]:
         out = dict.fromkeys(_COUNTS, 0)
@@ -71,8 +73,8 @@ class PlanSummary:
 
     @property
     def interrupted(self) -> bool:
-        """True when Ctrl-C stopped a load."""
-        return any(r.summary.interrupted for r in self.results)
+        """True when Ctrl-C stopped the plan."""
+        return self.stopped or any(r.summary.interrupted for r in self.results)
 
     @property
     def exit_code(self) -> int:

@@ -312,3 +312,36 @@ def test_a_plan_missing_a_field_is_refused_naming_the_load(tmp_path: Path, field
     code, out = migrate(str(plan), "--dry-run")
     assert code == 1
     assert f"load 1: '{field}' is required" in out["fatal"]
+
+
+def test_verify_lookups_rejects_keys_neither_the_plan_nor_crm_holds(crm: MockCrm, tmp_path: Path) -> None:
+    from crmload import CrmClient
+
+    with CrmClient(crm.url2011) as client:  # an account loaded before, by another run
+        client.create("account", {"name": "old"}, id=key_id("account", "A8"))
+    write_csv(tmp_path / "accounts.csv", ["account_code", "name"], [["A1", "one"]])
+    rows = [["C1", "A1", "x"], ["C2", "A9", "y"], ["C3", "A8", "z"]]
+    write_csv(tmp_path / "contacts.csv", ["contact_code", "account_code", "lastname"], rows)
+    (tmp_path / "c.map.toml").write_text(
+        '[columns]\nparentcustomerid = { lookup = "account", key = "account_code" }\n'
+    )
+    plan = write_plan(
+        tmp_path,
+        [
+            {"file": "accounts.csv", "entity": "account", "key": "account_code"},
+            {"file": "contacts.csv", "entity": "contact", "key": "contact_code", "map": "c.map.toml"},
+        ],
+    )
+    code, out = migrate(str(plan), "--url", crm.url2011, "--verify-lookups")
+    assert code == 3
+    con = out["loads"][1]
+    assert (con["done"], con["rejected"]) == (2, 1)
+    (reject,) = read_rows(tmp_path / "contacts.rejects.csv")
+    assert reject["contact_code"] == "C2"
+    assert reject["crmload_phase"] == "parent"
+    assert (
+        reject["crmload_error"]
+        == "lookup parentcustomerid: no row of the plan and no account in CRM has key 'A9'"
+    )
+    # One pk-In read asked about both keys no row defines; nothing was sent for C2.
+    assert crm.stats()["items_by_op"]["Create"] == 1 + 1 + 2
