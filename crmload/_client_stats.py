@@ -8,6 +8,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from crmload import _latency_hist
+
 __all__ = ["CallStats", "CallTrace", "LatencyReservoir"]
 
 
@@ -73,7 +75,7 @@ class CallTrace:
 class _Cell:
     """One thread's counters; only that thread writes them, so the hot path takes no lock."""
 
-    __slots__ = ("answered_s", "attempts", "busy", "calls", "confirmed", "errors", "latency", "lost")
+    __slots__ = ("answered_s", "attempts", "busy", "calls", "confirmed", "errors", "hist", "latency", "lost")
 
     def __init__(self, seed: int) -> None:
         self.calls: Counter[str] = Counter()
@@ -84,6 +86,8 @@ class _Cell:
         self.errors: Counter[str] = Counter()
         self.confirmed = 0
         self.latency = LatencyReservoir(size=1024, rng=random.Random(seed))
+        #: Cumulative, so interval percentiles come from two readings (``--metrics``).
+        self.hist: Counter[int] = Counter()
 
 
 class CallStats:
@@ -122,6 +126,7 @@ class CallStats:
         else:
             cell.answered_s += latency_s
             cell.latency.add(latency_s)
+            cell.hist[_latency_hist.bucket(latency_s)] += 1
 
     def busy(self) -> None:
         """Count one busy or throttling answer (the call is retried after it)."""
@@ -147,9 +152,12 @@ class CallStats:
         calls: Counter[str] = Counter()
         errors: Counter[str] = Counter()
         merged = LatencyReservoir(size=sum(len(c.latency.sample) for c in cells) or 1)
-        attempts = confirmed = 0
+        hist: Counter[int] = Counter()
+        attempts = confirmed = busy = 0
         for cell in cells:
             calls.update(dict(cell.calls))
+            hist.update(dict(cell.hist))
+            busy += cell.busy
             errors.update(dict(cell.errors))
             attempts += cell.attempts
             confirmed += cell.confirmed
@@ -164,4 +172,6 @@ class CallStats:
             "keyed_creates_confirmed": confirmed,
             "latency_p50_s": merged.percentile(0.50),
             "latency_p95_s": merged.percentile(0.95),
+            "latency_histogram": dict(hist),
+            "busy_answers": busy,
         }

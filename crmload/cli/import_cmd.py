@@ -335,11 +335,7 @@ def _load(  # noqa: PLR0917 - private step of run()
         loader = _loader(args, client, mapper, journal, rejects, in_doubt, progress)
     except ConfigError as exc:  # a batch size the endpoint cannot take
         return _usage(args, str(exc))
-    try:
-        with _stop_on_sigint(args, loader):
-            summary = loader.run(source)
-    finally:
-        loader.close()
+    summary = observe_opts.run_watched(args, loader, source, client, src, _stop_on_sigint(args, loader))
     if args.temp_journal:
         summary.journal = None
     print(summary.to_json() if args.json else summary.render(), flush=True)
