@@ -185,7 +185,8 @@ class RunStatus:
         lines = [head + ("" if n == 1 else "s")]
         width = max((len(p.shard or "") for p in self.parts), default=0)
         for p in self.parts:
-            name = f"shard {p.shard.ljust(width)}" if p.shard else "run"
+            shard = (p.shard or "").ljust(width)
+            name = "run" if not p.shard else shard if shard.startswith("partition") else f"shard {shard}"
             lines.append(f"  {name}: {p.equation()}  [{p.path}]")
         if n > 1 or (self.parts and self.parts[0].shard):
             lines.append(f"  overall: {self.equation()}")
