@@ -33,6 +33,7 @@ from crmload.errors import (
     RetryExhaustedError,
     RunLevelError,
     ServerBusyError,
+    ServiceProtectionError,
     SourceError,
     TlsError,
     TokenError,
@@ -41,6 +42,7 @@ from crmload.errors import (
 from crmload.load import Loader
 from crmload.metadata import EntityMeta, Metadata, load_metadata
 from crmload.retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from crmload.server_limits import DEFAULT_SERVER_LIMITS, ServerLimits
 from crmload.soap.codec2007 import WhoAmI
 from crmload.throttle import DEFAULT_RATE_LIMIT, RateLimit
 from crmload.transport import DEFAULT_TIMEOUT, PoolLimits, Timeout
@@ -52,6 +54,7 @@ __all__ = [
     "DEFAULT_PORT_BUDGET",
     "DEFAULT_RATE_LIMIT",
     "DEFAULT_RETRY_POLICY",
+    "DEFAULT_SERVER_LIMITS",
     "DEFAULT_TIMEOUT",
     "AltKey",
     "AuthenticationError",
@@ -100,6 +103,8 @@ __all__ = [
     "RunLevelError",
     "Secret",
     "ServerBusyError",
+    "ServerLimits",
+    "ServiceProtectionError",
     "SourceError",
     "Status",
     "Timeout",

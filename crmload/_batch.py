@@ -45,6 +45,7 @@ from crmload.types import as_uuid
 
 if TYPE_CHECKING:
     from crmload._client_stats import CallStats
+    from crmload._server_budget import ServerBudget
     from crmload.retry import RetryPolicy
     from crmload.soap.dialect import Dialect
 
@@ -108,8 +109,11 @@ class BatchOps:
         _batch_limit: int
         _batch_ceiling: int
         _batch_stats: BatchStats
+        _server: ServerBudget
 
-        def _call(self, op: str, body: bytes, parse: Callable[[bytes], T], *, idempotent: bool) -> T: ...
+        def _call(
+            self, op: str, body: bytes, parse: Callable[[bytes], T], *, idempotent: bool, items: int = 1
+        ) -> T: ...
         def create(self, entity: str, attrs: Mapping[str, object], *, id: Any = None) -> uuid.UUID: ...
         def update(self, entity: str, id: Any, attrs: Mapping[str, object]) -> None: ...
         def delete(self, entity: str, id: Any) -> None: ...
@@ -259,8 +263,11 @@ class BatchOps:
         return [results[i] for i in range(len(items))]
 
     def _chunk_size(self, wanted: int | None = None) -> int:
+        # The server budget caps a batch's execution time too (batch size x per-record server time).
+        budget = self._server.max_batch() or self._batch_limit
         return max(
-            1, min(self._batch_limit, self._dialect.capabilities.max_batch, wanted or self._batch_limit)
+            1,
+            min(self._batch_limit, self._dialect.capabilities.max_batch, wanted or self._batch_limit, budget),
         )
 
     def _run_chunk(
@@ -281,7 +288,7 @@ class BatchOps:
 
             body = codec.build_execute_multiple(batch, continue_on_error=continue_on_error)
             try:
-                answer = self._call("ExecuteMultiple", body, parse, idempotent=False)
+                answer = self._call("ExecuteMultiple", body, parse, idempotent=False, items=len(batch))
             except BatchTooLargeError as exc:
                 self._batch_stats.count("splits")
                 return self._split(todo, exc)

@@ -11,6 +11,7 @@ operations (Update, Delete, Retrieve*, Fetch, WhoAmI, and Create with a client-c
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 from crmload._batch import BatchOps, BatchStats
 from crmload._client_stats import CallStats, CallTrace
 from crmload._errmap import FOREIGN_ERRORS, classify
+from crmload._server_budget import Pass, ServerBudget
 from crmload.budget import DEFAULT_PORT_BUDGET, PortBudget
 from crmload.budgets import BudgetKey, BudgetStore, open_store
 from crmload.errors import (
@@ -31,10 +33,12 @@ from crmload.errors import (
     RecordNotFound,
     ResponseLostError,
     ServerBusyError,
+    ServiceProtectionError,
 )
 from crmload.metadata import Metadata, load_metadata
 from crmload.preflight import PreflightResult, check
 from crmload.retry import DEFAULT_RETRY_POLICY, RetryPolicy, RetryStats, retrying
+from crmload.server_limits import DEFAULT_SERVER_LIMITS, ServerLimits
 from crmload.soap.codec2007 import Page, WhoAmI
 from crmload.soap.dialect import Capabilities, build_dialect
 from crmload.soap.faults import not_soap_answer
@@ -126,6 +130,11 @@ class CrmClient(BatchOps):
         budget_store: where the call limiter keeps its rate and Retry-After pause: None (this process), a
             ``crmload.budgets`` store, or a URL such as ``redis://host:6379/0`` shared by every process using
             this endpoint as the same user (see ``crmload.budgets``). The connection guard stays per host.
+        server_limits: the server's service-protection limits (``crmload.server_limits``): a
+            ``ServerLimits``, text like ``"200/4/8/10"``, or ``"off"``. None means the endpoint's own: the
+            documented defaults (6000 requests, 1200 s execution, 52 concurrent per 300 s) on the Organization
+            service, none on CRM 4.0. Every call of this client (all its threads) stays under them; a
+            service-protection fault pauses them all for its Retry-After and lowers a limit it names.
 
     Example:
         >>> with CrmClient(url, org="Contoso", workers=8) as crm:        # doctest: +SKIP
@@ -153,6 +162,7 @@ class CrmClient(BatchOps):
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         budget_store: BudgetStore | str | None = None,
+        server_limits: ServerLimits | str | None = None,
     ) -> None:
         _check_options(workers, budget, retry, timeout, limits, metadata, verify, proxies, auth)
         self._budget = budget if budget is not None else DEFAULT_PORT_BUDGET
@@ -187,6 +197,9 @@ class CrmClient(BatchOps):
         # After the transport, which checks the URL: the budget is keyed by it.
         key = BudgetKey(_strip_credentials(self._dialect.url), str(getattr(auth, "user", "") or ""))
         self._limiter = CallLimiter(limit, self._budget, clock=clock, sleep=sleep, store=store, key=key)
+        self._server = ServerBudget(
+            _server_limits(server_limits, self._dialect.name), workers=workers, clock=clock
+        )
 
     def _null_property(self, entity: str, attribute: str) -> str | None:
         # CRM checks a null's property type against the attribute's, so a None needs its declared type.
@@ -214,6 +227,11 @@ class CrmClient(BatchOps):
     def capabilities(self) -> Capabilities:
         """What the endpoint can do: largest batch, upsert, alternate keys."""
         return self._dialect.capabilities
+
+    @property
+    def server_limits(self) -> ServerLimits | None:
+        """The service-protection limits calls are kept under now (lowered by faults); None when off."""
+        return self._server.limits
 
     @property
     def batch_limit(self) -> int:
@@ -399,6 +417,7 @@ class CrmClient(BatchOps):
             port_budget_per_s=self._budget.per_second,
         )
         out.update(self._batch_stats.snapshot())
+        out["server_budget"] = self._server.stats()
         return out
 
     def call_trace(self) -> CallTrace:
@@ -421,10 +440,12 @@ class CrmClient(BatchOps):
         attempt: Callable[[bytes, Mapping[str, str], Callable[[bytes], T]], T] | None = None,
         action: str | None = None,
         policy: RetryPolicy | None = None,
+        items: int = 1,
     ) -> T:
         """Run one operation with retries; count it, and the error it ends with.
 
-        ``action`` names the SOAPAction when the envelope is not the op's own (RetrieveMultiple via Execute).
+        ``action`` names the SOAPAction when the envelope is not the op's own (RetrieveMultiple via Execute);
+        ``items`` is how many records the request carries (the server budget's execution-time estimate).
         """
         self._stats.call(op)
         action = action or op
@@ -436,7 +457,9 @@ class CrmClient(BatchOps):
             }
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s request envelope: %s", op, body.decode("utf-8", "replace"))
-        run = attempt or self._attempt
+        run: Callable[[bytes, Mapping[str, str], Callable[[bytes], T]], T] = attempt or (
+            self._attempt if items == 1 else functools.partial(self._attempt, items=items)
+        )
         try:
             # Most calls succeed at once; building and driving tenacity for them cost ~40 us of CPU a call.
             return run(body, headers, parse)
@@ -457,14 +480,22 @@ class CrmClient(BatchOps):
             self._stats.error(exc)
             raise
 
-    def _attempt(self, body: bytes, headers: Mapping[str, str], parse: Callable[[bytes], T]) -> T:
-        """One attempt: limiter, POST, fault check, parse. Raises typed crmload errors only."""
+    def _attempt(
+        self, body: bytes, headers: Mapping[str, str], parse: Callable[[bytes], T], items: int = 1
+    ) -> T:
+        """One attempt: server budget, limiter, POST, fault check, parse. Raises typed crmload errors only."""
+        server = self._server if self._server.active else None
+        ticket = server.enter(items) if server is not None else None
         self._limiter.acquire()
         started = self._clock()
         try:
             reply = self._transport.post(body, headers)
         except ResponseLostError:
             self._stats.attempt(None)
+            self._leave(ticket, None, ran=True)  # maybe it ran: count the estimate
+            raise
+        except BaseException:
+            self._leave(ticket, None, ran=False)  # never sent
             raise
         latency = self._clock() - started
         self._stats.attempt(latency)
@@ -475,7 +506,17 @@ class CrmClient(BatchOps):
             if reply.status != 200
             else None
         )
-        if isinstance(error, ServerBusyError):
+        busy = isinstance(error, ServerBusyError)
+        self._leave(ticket, latency, ran=not busy)
+        if server is not None:
+            server.dop_hint(reply.headers.get("x-ms-dop-hint"))
+        if isinstance(error, ServiceProtectionError):
+            self._server.on_throttle(error.facet, str(error), error.retry_after)
+            # Every worker of this identity waits out the penalty; when the budget holds the calls, it (not a
+            # halved call rate) is what keeps them under the limit from now on.
+            self._limiter.on_busy(error.retry_after, adapt=server is None)
+            self._stats.busy()
+        elif isinstance(error, ServerBusyError):
             self._limiter.on_busy(error.retry_after)
             self._stats.busy()
         if error is not None:
@@ -490,8 +531,13 @@ class CrmClient(BatchOps):
             raise unprocessed from None
         except FOREIGN_ERRORS as exc:  # the codec maps its own errors; this is the net under it
             raise classify(exc, "parse response") from exc
-        self._limiter.on_success(latency)
+        # Per record: a batch of 500 is slower than one of 5, and that is no sign of strain.
+        self._limiter.on_success(latency / items)
         return result
+
+    def _leave(self, ticket: Pass | None, latency: float | None, *, ran: bool) -> None:
+        if ticket is not None:
+            self._server.leave(ticket, latency, ran=ran)
 
     def _keyed_create(self, entity: str, key: uuid.UUID, body: bytes) -> uuid.UUID:
         """Create with a client-chosen id, retried even after a lost answer, never duplicated.
@@ -531,6 +577,17 @@ class CrmClient(BatchOps):
     def _check_raw(self, body: bytes) -> bytes:
         self._codec.parse_empty(body)
         return body
+
+
+def _server_limits(value: ServerLimits | str | None, dialect: str) -> ServerLimits | None:
+    """None: the endpoint's own (the documented defaults on the Organization service, none on CRM 4.0)."""
+    if value is None:
+        return DEFAULT_SERVER_LIMITS if dialect == "2011" else None
+    if isinstance(value, ServerLimits):
+        return value
+    if isinstance(value, str):
+        return ServerLimits.parse(value)
+    raise ConfigError(f"server_limits must be a ServerLimits, text like '200/4/8/10' or 'off', not {value!r}")
 
 
 def _replay_first(first: CrmLoadError, run: Callable[..., T]) -> Callable[..., T]:

@@ -25,6 +25,8 @@ have been applied?
     │   └── TokenError               no access token from the authority (client credentials); ``cause``
     │                                names why: secret, client, tenant, scope, unreachable, tls, authority
     ├── ServerBusyError              HTTP 503/429 or a throttling fault; retry after ``retry_after``
+    │   └── ServiceProtectionError   a service-protection fault (Organization service): never ran; ``facet``
+    │                                names the limit ("requests", "execution_time", "concurrency")
     ├── ProtocolError                the server answered something that is not CRM's protocol (maybe applied)
     │   └── NotAppliedError          never applied: a redirect, a 4xx before any SOAP processing, or a body
     │                                that is not SOAP (a login or error page); not retried, every row would
@@ -81,6 +83,7 @@ __all__ = [
     "RetryExhaustedError",
     "RunLevelError",
     "ServerBusyError",
+    "ServiceProtectionError",
     "SourceError",
     "TlsError",
     "TokenError",
@@ -231,6 +234,26 @@ class ServerBusyError(CrmLoadError):
         self.status = status
         self.code = code
         self.retry_after = retry_after
+
+
+class ServiceProtectionError(ServerBusyError):
+    """A service-protection fault: the request never ran; every caller with this identity should wait.
+
+    ``facet`` is "requests", "execution_time" or "concurrency" (``SERVICE_PROTECTION_FACETS`` maps the
+    codes); ``retry_after`` comes from ``ErrorDetails["Retry-After"]`` or the HTTP header.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        facet: str,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, code=code, retry_after=retry_after)
+        self.facet = facet
 
 
 class ProtocolError(CrmLoadError):
@@ -385,8 +408,15 @@ _FAULTS_BY_CODE: dict[str, type[CrmFault]] = {
     "0x80040375": InvalidArgument,
 }
 
+#: The service-protection fault codes and the limit each names (-2147015902, -2147015903, -2147015898).
+SERVICE_PROTECTION_FACETS = {
+    "0x80072322": "requests",
+    "0x80072321": "execution_time",
+    "0x80072326": "concurrency",
+}
+
 #: Service-protection and sandbox codes that mean "busy, come back later".
-BUSY_CODES = frozenset({"0x80072322", "0x80072321", "0x80072326", "0x8004418d"})
+BUSY_CODES = frozenset({*SERVICE_PROTECTION_FACETS, "0x8004418d"})
 
 #: Codes that mean "the caller, not the row": privilege denied (CRM 4.0 also answers a wrong organisation or
 #: a missing token with it), the access check "does not have CreateAccess right(s)", an expired ticket.

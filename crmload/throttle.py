@@ -305,8 +305,9 @@ class CallLimiter:
                 # without meaning and take many halvings to come back down when the server strains.
                 self._increase(self._clock())
 
-    def on_busy(self, retry_after_s: float | None = None) -> None:
-        """Record a busy answer: pause every worker for ``retry_after_s`` if given; ``auto`` cuts back."""
+    def on_busy(self, retry_after_s: float | None = None, *, adapt: bool = True) -> None:
+        """Record a busy answer: pause every worker for ``retry_after_s`` if given; ``auto`` cuts back
+        (unless ``adapt`` is False: another controller, such as the server budget, owns the response)."""
         with self._lock:
             now = self._clock()
             self._counts["busy"] += 1
@@ -319,7 +320,7 @@ class CallLimiter:
                     if self._bucket is not None:
                         self._bucket.pause_until(until)
                     log.info("server busy: pausing all calls for %.3g s", until - now)
-            if self._rate.auto:
+            if self._rate.auto and adapt:
                 self._decrease(now, "busy")
 
     def _note_success(self) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from crmload.cli import _flags, budget_opts, observe_opts
+from crmload.cli import _flags, budget_opts, observe_opts, server_opts
 
 _AUTH_MODULE = "crmload.cli.auth_opts"
 try:  # issue 6 adds the authentication flags in its own module; until then there is none.
@@ -205,6 +205,7 @@ def register(subparsers: Any) -> None:
         _auth_opts.add_arguments(p)
     budget_opts.add_arguments(p)
     observe_opts.add_arguments(p)
+    server_opts.add_arguments(p)
     p.set_defaults(func=run, _parser=p)
 
 
@@ -367,6 +368,7 @@ def open_client(
             auth=_build_auth(args),
             verify=_verify(args),
             budget_store=budget_opts.build_store(args),
+            server_limits=server_opts.server_limits(args),
         )
     )
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from crmload.load.budget_summary import server_budget_lines, server_budget_numbers
+
 __all__ = ["Summary", "client_numbers", "stats_delta"]
 
 
@@ -78,6 +80,7 @@ def client_numbers(stats: Mapping[str, Any]) -> dict[str, Any]:
         "latency_p95_ms": None if p95 is None else round(float(p95) * 1000, 2),
         "rate": _pick(stats, "current_rate", default=None),
         "errors_by_type": dict(_pick(stats, "errors_by_type", default={})),
+        "server_budget": server_budget_numbers(_pick(stats, "server_budget", default=None)),
     }
 
 
@@ -187,6 +190,7 @@ class Summary:
                 f"  {_held_back(c, self.duration_s)}",
                 f"  latency p50 {_ms(c.get('latency_p50_ms'))}, p95 {_ms(c.get('latency_p95_ms'))}",
             ]
+            lines += server_budget_lines(c.get("server_budget"))
         lines += self._batch_lines()
         if self.skipped_from_journal:
             lines.append(f"  {self.skipped_from_journal} rows already settled by an earlier run (journal)")

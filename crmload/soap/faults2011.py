@@ -2,8 +2,9 @@
 
 The same classes mean the same thing on both endpoints: ObjectDoesNotExist is ``RecordNotFound``, a
 duplicate key is ``DuplicateRecord``, a service-protection code (-2147015902 requests, -2147015903
-execution time, -2147015898 concurrency) is ``ServerBusyError`` with ``retry_after`` from
-``ErrorDetails["Retry-After"]`` (an ``e:duration`` TimeSpan, or seconds, parsed defensively), and
+execution time, -2147015898 concurrency) is ``ServiceProtectionError`` (a ``ServerBusyError`` naming the
+``facet``) with ``retry_after`` from ``ErrorDetails["Retry-After"]`` (an ``e:duration`` TimeSpan, or seconds,
+parsed defensively; the HTTP header wins when there is one), and
 ``ErrorDetails["MaxBatchSize"]`` makes a ``BatchTooLargeError``. Both SOAP 1.1 (``/web``: faultcode,
 faultstring, detail) and SOAP 1.2 (``Organization.svc``: Code, Reason, Detail) envelopes are read; anything
 else falls back to ``faults.parse_fault``. Nothing here raises: an unreadable fault is a ``ProtocolError``.
@@ -18,11 +19,13 @@ from lxml import etree
 
 from crmload.errors import (
     BUSY_CODES,
+    SERVICE_PROTECTION_FACETS,
     AuthenticationError,
     BatchTooLargeError,
     CrmLoadError,
     ProtocolError,
     ServerBusyError,
+    ServiceProtectionError,
     fault_for_code,
 )
 from crmload.soap import faults
@@ -88,7 +91,16 @@ def error_from_org_fault(
     message = message[:_MAX_MESSAGE]
     details = _details(fault)
     error: CrmLoadError
-    if code in BUSY_CODES or status in (429, 503):
+    facet = SERVICE_PROTECTION_FACETS.get(code or "")
+    if facet is not None:
+        # The header wins, as for any busy answer: whole seconds rounded up never wait too little.
+        retry_after = faults.parse_retry_after(faults._header(headers or {}, "Retry-After"))
+        if retry_after is None:
+            retry_after = _seconds(_lookup(details, "Retry-After"))
+        error = ServiceProtectionError(
+            message, facet=facet, status=status, code=code, retry_after=retry_after
+        )
+    elif code in BUSY_CODES or status in (429, 503):
         header = faults._header(headers or {}, "Retry-After")
         retry_after = faults.parse_retry_after(header)
         if retry_after is None:
