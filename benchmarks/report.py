@@ -37,6 +37,7 @@ MAIN_SCENARIOS = (
     "broken_keepalive",
     "memory",
     "batches",
+    "server_budget",
 )
 
 
@@ -427,6 +428,10 @@ def render(results: Path = harness.RESULTS) -> Path:
         from benchmarks import report_batches
 
         parts.append(report_batches.section(docs["batches"], md_dir, plot_dir))
+    if "server_budget" in docs:
+        from benchmarks import report_server_budget
+
+        parts.append(report_server_budget.section(docs["server_budget"], md_dir, plot_dir))
     others = [(n, t, d) for n, t in _other_names(results) if (d := _load(results, n)) is not None]
     if others:
         parts.append("## Component benchmarks (from their owners' result files)")

@@ -252,7 +252,7 @@ def latency(ctx: Ctx) -> dict[str, Any]:
 
 
 def _registry() -> dict[str, Callable[[Ctx], dict[str, Any]]]:
-    from benchmarks import scenarios_batches, scenarios_limits, scenarios_ports
+    from benchmarks import scenarios_batches, scenarios_limits, scenarios_ports, server_budget
 
     return {
         "port_wall": scenarios_ports.port_wall,
@@ -262,6 +262,7 @@ def _registry() -> dict[str, Callable[[Ctx], dict[str, Any]]]:
         "broken_keepalive": scenarios_ports.broken_keepalive,
         "memory": scenarios_limits.memory,
         "batches": scenarios_batches.batches,
+        "server_budget": server_budget.scenario,
     }
 
 
