@@ -28,6 +28,7 @@ OTHER_RESULTS = {
     "gzip_pages": "Mock: gzip of RetrieveMultiple pages",
     "mock_h11_probe": "Mock: h11 against the hand-written HTTP parser",
     "chaos": "Chaos: SIGKILL loops, exactly-once",
+    "plan": "Plans: one migrate against separate imports of the same files",
 }
 MAIN_SCENARIOS = (
     "port_wall",

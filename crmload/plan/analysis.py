@@ -180,5 +180,5 @@ def prepare_data(analysis: Analysis, *, max_levels: int = 16) -> KeyIndex:
             log.info("%s: self-reference %s: set by an update pass", info.spec.label, why)
             info.deferred.extend(own_edges)
         else:
-            info.levels = lv
+            info.levels = lv if depth > 1 else None  # no row's parent is in the file: nothing to order
     return index
