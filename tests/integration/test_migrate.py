@@ -8,6 +8,7 @@ import io
 import json
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -345,3 +346,43 @@ def test_verify_lookups_rejects_keys_neither_the_plan_nor_crm_holds(crm: MockCrm
     )
     # One pk-In read asked about both keys no row defines; nothing was sent for C2.
     assert crm.stats()["items_by_op"]["Create"] == 1 + 1 + 2
+
+
+def test_contacts_with_managers_a_custom_self_reference_sorted_parent_first(
+    crm_factory: Callable[..., MockCrm], tmp_path: Path
+) -> None:
+    # CRM 4.0's contact has no manager lookup: an organisation adds one (new_managerid); the mock knows it.
+    extra = tmp_path / "meta.toml"
+    extra.write_text('[contact.attributes]\nnew_managerid = "Lookup"\n')
+    crm = crm_factory(metadata=str(extra))
+    write_csv(tmp_path / "accounts.csv", ["account_code", "name"], [["A1", "one"]])
+    staff = [
+        ["C3", "A1", "", "boss"],
+        ["C5", "A1", "C4", "intern"],
+        ["C4", "A1", "C3", "lead"],
+        ["C6", "A1", "C3", "x"],
+    ]
+    write_csv(
+        tmp_path / "contacts.csv",
+        ["contact_code", "account_code", "new_managerid:key(contact)", "lastname"],
+        staff,
+    )
+    (tmp_path / "c.map.toml").write_text(
+        '[columns]\nparentcustomerid = { lookup = "account", key = "account_code" }\n'
+    )
+    plan = write_plan(
+        tmp_path,
+        [
+            {"file": "contacts.csv", "entity": "contact", "key": "contact_code", "map": "c.map.toml"},
+            {"file": "accounts.csv", "entity": "account", "key": "account_code"},
+        ],
+    )
+    code, out = migrate(str(plan), "--url", crm.url2011)
+    assert code == 0, out
+    assert out["loads"][0]["passes"] == 3  # boss, then lead and x, then intern
+    assert crm.stats()["items_by_op"].get("Update", 0) == 0
+    contacts = by_id(crm, "contact")
+    for c_code, _a, manager, _ln in staff:
+        rec = contacts[str(key_id("contact", c_code))]
+        assert ref(rec, "new_managerid") == (str(key_id("contact", manager)) if manager else None)
+        assert ref(rec, "parentcustomerid") == str(key_id("account", "A1"))
