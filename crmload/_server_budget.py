@@ -155,6 +155,15 @@ class ServerBudget:
             return self._execs[0][0] - edge if self._execs else math.inf
         return None
 
+    def load(self) -> tuple[float, float]:
+        """(1 if a one-record call would be held now else 0, calls in flight): how busy this budget is."""
+        with self._cond:
+            if self._limits is None:
+                return 0.0, float(self._in_flight)
+            per_record = self._per_record()
+            held = self._hold(self._clock(), per_record) is not None
+            return (1.0 if held else 0.0), float(self._in_flight)
+
     def leave(self, ticket: Pass, server_s: float | None, *, ran: bool = True) -> None:
         """The call is over: ``server_s`` is its latency (None: answer lost); ``ran=False``: never ran."""
         with self._cond:

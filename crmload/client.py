@@ -135,6 +135,8 @@ class CrmClient(BatchOps):
             documented defaults (6000 requests, 1200 s execution, 52 concurrent per 300 s) on the Organization
             service, none on CRM 4.0. Every call of this client (all its threads) stays under them; a
             service-protection fault pauses them all for its Retry-After and lowers a limit it names.
+        identity: the name of the user this client calls as, for the budget key (default: ``auth.user``);
+            ``crmload.identities.IdentityPool`` names each of its identities.
 
     Example:
         >>> with CrmClient(url, org="Contoso", workers=8) as crm:        # doctest: +SKIP
@@ -163,6 +165,7 @@ class CrmClient(BatchOps):
         sleep: Callable[[float], None] = time.sleep,
         budget_store: BudgetStore | str | None = None,
         server_limits: ServerLimits | str | None = None,
+        identity: str | None = None,
     ) -> None:
         _check_options(workers, budget, retry, timeout, limits, metadata, verify, proxies, auth)
         self._budget = budget if budget is not None else DEFAULT_PORT_BUDGET
@@ -195,7 +198,8 @@ class CrmClient(BatchOps):
             clock=clock,
         )
         # After the transport, which checks the URL: the budget is keyed by it.
-        key = BudgetKey(_strip_credentials(self._dialect.url), str(getattr(auth, "user", "") or ""))
+        who = identity if identity is not None else getattr(auth, "user", "")
+        key = BudgetKey(_strip_credentials(self._dialect.url), str(who or ""))
         self._limiter = CallLimiter(limit, self._budget, clock=clock, sleep=sleep, store=store, key=key)
         self._server = ServerBudget(
             _server_limits(server_limits, self._dialect.name), workers=workers, clock=clock
@@ -534,6 +538,12 @@ class CrmClient(BatchOps):
         # Per record: a batch of 500 is slower than one of 5, and that is no sign of strain.
         self._limiter.on_success(latency / items)
         return result
+
+    def _availability(self) -> tuple[float, float, float]:
+        """How free this client is now, smaller is freer: (paused, held by its server budget, in flight)."""
+        paused = 1.0 if self._limiter.paused_for() > 0 else 0.0
+        held, in_flight = self._server.load()
+        return paused, held, in_flight
 
     def _leave(self, ticket: Pass | None, latency: float | None, *, ran: bool) -> None:
         if ticket is not None:

@@ -280,6 +280,10 @@ class CallLimiter:
             self._limited = True
         return wait
 
+    def paused_for(self) -> float:
+        """Seconds left of the Retry-After pause this limiter has seen (0 when none)."""
+        return max(0.0, self._paused_until - self._clock())
+
     def on_success(self, latency_s: float) -> None:
         """Record a successful call; in ``auto`` mode this may raise or lower the rate."""
         if not self._rate.auto:

@@ -357,20 +357,22 @@ def open_client(
     from crmload.throttle import RateLimit  # noqa: PLC0415
 
     rate = RateLimit.parse(rate_text) if rate_text else None
-    return stack.enter_context(
-        CrmClient(
-            url,
-            org=org or None,
-            endpoint=args.endpoint,
-            workers=args.workers,
-            rate=rate,
-            timeout=args.timeout,
-            auth=_build_auth(args),
-            verify=_verify(args),
-            budget_store=budget_opts.build_store(args),
-            server_limits=server_opts.server_limits(args),
-        )
-    )
+    options: dict[str, Any] = {
+        "org": org or None,
+        "endpoint": args.endpoint,
+        "workers": args.workers,
+        "rate": rate,
+        "timeout": args.timeout,
+        "verify": _verify(args),
+        "budget_store": budget_opts.build_store(args),
+        "server_limits": server_opts.server_limits(args),
+    }
+    identities = server_opts.identity_auths(args)
+    if identities:  # a pool: each identity its own client and server budget (crmload.identities)
+        from crmload.identities import IdentityPool  # noqa: PLC0415
+
+        return stack.enter_context(IdentityPool.open(url, identities, **options))
+    return stack.enter_context(CrmClient(url, auth=_build_auth(args), **options))
 
 
 def _loader(  # noqa: PLR0917 - private step of _load()

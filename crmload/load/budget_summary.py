@@ -16,10 +16,21 @@ __all__ = ["server_budget_lines", "server_budget_numbers"]
 _WORDS = {"requests": "requests", "execution_time": "execution time", "concurrency": "concurrency"}
 
 
-def server_budget_numbers(stats: object) -> dict[str, Any] | None:
-    """Reduce ``stats()["server_budget"]`` to the summary's numbers (shares in percent); None when absent."""
+def server_budget_numbers(stats: object, identities: object = None) -> dict[str, Any] | None:
+    """Reduce ``stats()["server_budget"]`` to the summary's numbers (shares in percent); None when absent.
+
+    ``identities`` (an ``IdentityPool``'s ``stats()["identities"]``) adds the same numbers per identity.
+    """
     if not isinstance(stats, Mapping):
         return None
+    out = _numbers(stats)
+    if isinstance(identities, Mapping):
+        each = {str(name): b for name, b in identities.items() if isinstance(b, Mapping)}
+        out["identities"] = {name: _numbers(b) for name, b in each.items()}
+    return out
+
+
+def _numbers(stats: Mapping[str, Any]) -> dict[str, Any]:
     share, peak, throttles = stats.get("share"), stats.get("peak_share"), stats.get("throttles")
     share = share if isinstance(share, Mapping) else None
     peak = peak if isinstance(peak, Mapping) else None
@@ -54,10 +65,16 @@ def server_budget_lines(numbers: object) -> list[str]:
         + (f" (lowered by faults: {', '.join(_WORDS.get(f, f) for f in learned)})" if learned else "")
         + (f", x-ms-dop-hint {numbers['dop_hint']}" if numbers.get("dop_hint") else "")
     )
+    lines = [head, f"    {_used(numbers)}{throttled}"]
+    for name, each in (numbers.get("identities") or {}).items():
+        n = int(each.get("throttles_total") or 0)
+        lines.append(f"    identity {name}: {_used(each)}{n} throttle{'' if n == 1 else 's'}")
+    return lines
+
+
+def _used(numbers: Mapping[str, Any]) -> str:
     share, peak = numbers.get("share_pct"), numbers.get("peak_share_pct")
-    if isinstance(share, Mapping) and isinstance(peak, Mapping):
-        used = ", ".join(
-            f"{_WORDS[f]} {share[f]:.0f} % of budget (peak window {peak[f]:.0f} %)" for f in FACETS
-        )
-        return [head, f"    {used}; {throttled}, paused {float(numbers.get('throttle_wait_s') or 0):.1f} s"]
-    return [head, f"    {throttled}"]
+    if not (isinstance(share, Mapping) and isinstance(peak, Mapping)):
+        return ""
+    used = ", ".join(f"{_WORDS[f]} {share[f]:.0f} % of budget (peak window {peak[f]:.0f} %)" for f in FACETS)
+    return f"{used}; paused {float(numbers.get('throttle_wait_s') or 0):.1f} s; "

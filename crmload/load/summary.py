@@ -80,7 +80,9 @@ def client_numbers(stats: Mapping[str, Any]) -> dict[str, Any]:
         "latency_p95_ms": None if p95 is None else round(float(p95) * 1000, 2),
         "rate": _pick(stats, "current_rate", default=None),
         "errors_by_type": dict(_pick(stats, "errors_by_type", default={})),
-        "server_budget": server_budget_numbers(_pick(stats, "server_budget", default=None)),
+        "server_budget": server_budget_numbers(
+            _pick(stats, "server_budget", default=None), _pick(stats, "identities", default=None)
+        ),
     }
 
 
