@@ -5,34 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from crmload.report import plotting
+
 COLORS = {"naive": "#d62728", "zeep": "#ff7f0e", "crmload": "#2ca02c", "cli": "#17becf", "raw": "#7f7f7f"}
 
 
 def available() -> bool:
     """Whether matplotlib (the optional ``bench`` extra) is installed; without it the report has no plots."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return plotting.available()
 
 
 def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return plotting.pyplot()
 
 
 def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
     # A fixed metadata date keeps regenerated PNGs byte-stable when the data did not change.
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    _plt().close(fig)
-    return path
+    return plotting.save_png(fig, path)
 
 
 def sockets_vs_records(doc: dict[str, Any], path: Path) -> Path | None:

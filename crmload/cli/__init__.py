@@ -56,6 +56,7 @@ _COMMANDS = (
     "crmload.cli.mock_cmd",
     "crmload.cli.budget_cmd",
     "crmload.cli.status_cmd",
+    "crmload.cli.report_cmd",
 )
 
 log = logging.getLogger("crmload.cli")

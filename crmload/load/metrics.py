@@ -196,7 +196,8 @@ class MetricsRecorder:
         for q, name in ((0.5, "latency_p50_ms"), (0.95, "latency_p95_ms")):
             value = _latency_hist.percentile(hist, q)
             out[name] = None if value is None else round(value * 1000, 2)
-        out["rate_limit"] = st.get("current_rate")
+        rate = st.get("current_rate")
+        out["rate_limit"] = round(float(rate), 2) if isinstance(rate, (int, float)) else rate
         out["batch_size"] = self._batch()
         self._add_to_totals(out)
         return out

@@ -37,18 +37,30 @@ RATE_WINDOW_S = 30.0
 #: Distinct reject reasons kept; later new ones are counted as "other reasons".
 MAX_REASONS = 200
 
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-_NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b")
+# A quoted value, unless it names the column (a reason's most useful word).
+_QUOTED = re.compile(r"(columns? )?('[^']*'|\"[^\"]*\")")
+_LINES = re.compile(r"\b(lines?) \d+(?:-\d+)?")
+_GUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 
 
 def reason_class(reason: str) -> str:
     """A reject reason without its row's own values, so rows that failed alike count as one reason.
 
+    Quoted values (not column names), line numbers and GUIDs are blanked:
+
     >>> reason_class("map: column 'revenue': 'abc' is not a number (line 7)")
-    "map: column '…': '…' is not a number (line N)"
+    "map: column 'revenue': '…' is not a number (line N)"
     """
-    text = _QUOTED.sub(lambda m: m.group(0)[0] + "\u2026" + m.group(0)[0], reason.strip())
-    return _NUMBER.sub("N", text)[:200]
+    text = _QUOTED.sub(_blank, reason.strip())
+    text = _LINES.sub(lambda m: m.group(1) + " N", text)
+    return _GUID.sub("{\u2026}", text)[:200]
+
+
+def _blank(m: re.Match[str]) -> str:
+    if m.group(1):
+        return m.group(0)  # a column's name: kept
+    quote = m.group(2)[0]
+    return f"{quote}\u2026{quote}"
 
 
 class Progress:

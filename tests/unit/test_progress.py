@@ -89,10 +89,13 @@ def test_reject_reasons_are_counted_by_kind() -> None:
     p.add("rejected", reason="send: InvalidArgument 0x80040203: bad")
     reasons = p.snapshot()["reasons"]
     assert reasons == {
-        "map: column '\u2026': '\u2026' is not a number (line N)": 3,
+        "map: column 'revenue': '\u2026' is not a number (line N)": 3,
         "send: InvalidArgument 0x80040203: bad": 1,  # a fault code names the reason: kept
     }
     assert reason_class("a 'b' c") == "a '\u2026' c"
+    assert reason_class("line 5 and lines 7-9, id 1f0a4a3e-1111-2222-3333-444455556666") == (
+        "line N and lines N, id {\u2026}"
+    )
 
 
 def test_log_lines_are_written_every_interval_when_not_a_terminal() -> None:
