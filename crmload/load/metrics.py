@@ -9,8 +9,9 @@ Lines, each with ``"type"``:
 - ``start``: time stamp, crmload version, entity, mode, target, input file and size, interval;
 - ``interval``: ``ts`` (UTC, ISO 8601), ``elapsed_s``, ``interval_s``; rows ``read``, ``done``, ``rejected``,
   ``in_doubt``; ``records_per_s``; ``calls``, ``requests``, ``sockets_opened``; ``retries``,
-  ``retries_by_cause``; ``busy_answers`` (busy and throttling faults) and, when the client counts them,
-  ``throttles``; ``limiter_wait_share`` and ``retry_after_wait_share`` (wall time held back / interval);
+  ``retries_by_cause``; ``busy_answers`` (busy and throttling faults) and, when the client keeps a server
+  budget (the Organization service), ``throttles`` by facet and ``throttle_wait_share``;
+  ``limiter_wait_share`` and ``retry_after_wait_share`` (wall time held back / interval);
   ``latency_p50_ms``, ``latency_p95_ms`` (of the interval's requests); ``rate_limit``, ``batch_size``;
 - ``summary``: the run's summary (what ``--json`` prints), ``totals`` (the intervals' sums), and the top
   reject ``reasons`` by kind.
@@ -185,11 +186,10 @@ class MetricsRecorder:
         for name in _COUNTERS:
             out[name] = int(_num(st, name) - _num(st0, name))
         out["retries_by_cause"] = _dict_delta(st.get("retries_by_cause"), st0.get("retries_by_cause"))
-        throttles = st.get("throttles")
-        if isinstance(throttles, Mapping):
-            out["throttles"] = _dict_delta(throttles, st0.get("throttles"))
-        elif isinstance(throttles, int):
-            out["throttles"] = int(throttles - _num(st0, "throttles"))
+        sb, sb0 = _server_budget(st), _server_budget(st0)
+        if isinstance(sb.get("throttles"), Mapping):  # service-protection throttles, by facet
+            out["throttles"] = _dict_delta(sb["throttles"], sb0.get("throttles"))
+            out["throttle_wait_share"] = _share(sb, sb0, "throttle_wait_s", span)
         out["limiter_wait_share"] = _share(st, st0, "limiter_wait_wall_s", span)
         out["retry_after_wait_share"] = _share(st, st0, "retry_after_pause_s", span)
         hist = _latency_hist.subtract(_hist(st), _hist(st0))
@@ -205,9 +205,11 @@ class MetricsRecorder:
     def _add_to_totals(self, line: Mapping[str, Any]) -> None:
         for name in (*ROW_FIELDS, *_COUNTERS):
             self.totals[name] += line[name]
-        causes = self.totals["retries_by_cause"]
-        for cause, n in line["retries_by_cause"].items():
-            causes[cause] = causes.get(cause, 0) + n
+        for key in ("retries_by_cause", "throttles"):
+            if key in line:
+                into = self.totals.setdefault(key, {})
+                for name, n in line[key].items():
+                    into[name] = into.get(name, 0) + n
 
     def _batch(self) -> int | None:
         if self.batch_size is None:
@@ -222,6 +224,11 @@ class MetricsRecorder:
         with self._lock:
             if self._fh is not None:
                 self._fh.write(text + "\n")
+
+
+def _server_budget(stats: Mapping[str, Any]) -> Mapping[str, Any]:
+    sb = stats.get("server_budget")
+    return sb if isinstance(sb, Mapping) else {}
 
 
 def _hist(stats: Mapping[str, Any]) -> dict[int, int]:

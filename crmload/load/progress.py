@@ -12,7 +12,7 @@ On a terminal the bar is redrawn every half second from a thread of its own::
 
 When stderr is not a terminal (cron, CI, a scheduler) a plain line goes there every ``log_interval`` seconds
 instead (``--progress-interval``), so a long run's log shows its pulse. ``stats`` returns the client's live
-numbers (``retries``, ``sockets_opened``, ``throttles`` or else ``busy_answers``).
+numbers (``retries``, ``sockets_opened``, ``busy_answers``: busy and throttling answers).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class Progress:
     Args:
         enabled: draw a bar (the CLI passes ``stderr.isatty() and not --no-progress``).
         total: rows expected, when known without a file (a file's size is given to ``start``).
-        stats: returns live client numbers (``retries``, ``sockets_opened``, ``throttles``/``busy_answers``).
+        stats: returns live client numbers (``retries``, ``sockets_opened``, ``busy_answers``).
         stream: where the bar or the lines go; stderr by default.
         log_interval: seconds between plain progress lines (None: none); ignored when ``enabled``.
         clock: monotonic seconds (injected in tests).
@@ -164,9 +164,8 @@ class Progress:
             rejected, in_doubt = self.counts["rejected"], self.counts["in_doubt"]
         rate = (settled_now - s0) / (now - t0) if now > t0 else 0.0
         live = self._live()
-        throttled = live.get("throttles")
-        if not isinstance(throttled, int):
-            throttled = live.get("busy_answers", 0)
+        # Every busy or throttling answer; service-protection throttles are among them.
+        throttled = live.get("busy_answers", 0)
         return Reading(
             settled=total,
             fraction=fraction,

@@ -144,8 +144,9 @@ def _smoothed(run: Run) -> Run:
     span = float(a.get("interval_s") or 0) + float(b.get("interval_s") or 0)
     for name in ("read", "done", "rejected", "in_doubt", "calls", "requests", "retries", "busy_answers"):
         merged[name] = int(a.get(name) or 0) + int(b.get(name) or 0)
-    if isinstance(a.get("throttles"), int) and isinstance(b.get("throttles"), int):
-        merged["throttles"] = a["throttles"] + b["throttles"]
+    ta, tb = a.get("throttles"), b.get("throttles")
+    if isinstance(ta, dict) and isinstance(tb, dict):
+        merged["throttles"] = {k: int(ta.get(k, 0)) + int(tb.get(k, 0)) for k in {*ta, *tb}}
     settled = merged["done"] + merged["rejected"] + merged["in_doubt"]
     merged["records_per_s"] = round(settled / span, 1) if span else 0.0
     for name in ("latency_p50_ms", "latency_p95_ms"):
