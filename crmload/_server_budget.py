@@ -6,6 +6,9 @@ the server's own sliding-window count, from the client's side, and holds a call 
 - **concurrency**: as many calls are in flight as ``concurrent`` allows (or ``x-ms-dop-hint``, if lower);
 - **requests**: the window already holds ``requests`` calls (those answered in the last ``window_s``, plus
   those in flight);
+- **pace**: inside the window, calls and execution seconds are paced at the budget's own rate
+  (``requests / window_s``, ``margin x exec_s / window_s``), a twentieth of a window allowed at once, so the
+  window does not fill in one burst and then stand idle until that burst leaves it;
 - **execution time**: the window's server time (answered calls: their latency, an upper bound of what the
   server spent) plus the estimates of the calls in flight (items x the per-record server time observed so
   far) has reached ``margin`` x ``exec_s``. The server admits a request on the work that has finished in its
@@ -61,15 +64,21 @@ class ServerBudget:
         margin: float = 0.95,
         workers: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        pace: bool = True,
     ) -> None:
         self._limits = limits
         self._workers = workers
         self._assumed = limits
         self._margin = margin
         self._clock = clock
+        self._sleep = sleep
         self._cond = threading.Condition()
         self._learned: dict[str, str] = {}
-        # Admission as the server counts (finished work only) until a fault proves that is not enough.
+        self._tat_requests = -math.inf  # GCRA pacing of calls and of execution seconds (see _hold)
+        self._tat_exec = -math.inf
+        self._pace = pace
+        # Strict: a fault at a limit already kept makes each call's own estimate count too.
         self._strict = False
         self._dop: int | None = None
         self._in_flight = 0
@@ -78,8 +87,10 @@ class ServerBudget:
         self._execs: collections.deque[tuple[float, float]] = collections.deque()
         self._exec_sum = 0.0
         self._answers: collections.deque[float] = collections.deque()
-        self._num = 0.0  # decayed server seconds ...
-        self._den = 0.0  # ... over decayed items: the per-record estimate
+        # Decayed server seconds over decayed items, for single calls [0] and batches [1]: a single call's
+        # time is mostly fixed overhead and would make a batch's estimate hundreds of times too high.
+        self._num = [0.0, 0.0]
+        self._den = [0.0, 0.0]
         self._throttles = dict.fromkeys(FACETS, 0)
         self._throttle_wait_s = 0.0
         self._holds = 0
@@ -104,35 +115,47 @@ class ServerBudget:
     # --- the gate -------------------------------------------------------------------------------------------
 
     def enter(self, items: int = 1) -> Pass:
-        """Wait until a call of ``items`` records fits the budget, then count it in flight."""
-        with self._cond:
-            now = self._clock()
-            if self._first is None:
-                self._first = self._last = now
-            per_record = self._per_record()
-            cost = None if per_record is None else items * per_record
-            held_since = None
-            while self._limits is not None:
-                wait = self._hold(now, cost)
+        """Wait until a call of ``items`` records fits the budget, then count it in flight.
+
+        A wait for a call to end is a wait on the condition (``leave`` wakes it); a wait for the window to
+        drain is the injected ``sleep``, outside the lock, so tests on a fake clock see the schedule.
+        """
+        held_since: float | None = None
+        while True:
+            with self._cond:
+                now = self._clock()
+                if self._first is None:
+                    self._first = self._last = now
+                per_record = self._per_record(items)
+                cost = None if per_record is None else items * per_record
+                wait = None if self._limits is None else self._hold(now, cost)
                 if wait is None:
-                    break
+                    return self._admit(now, items, cost, held_since)
                 if held_since is None:
                     held_since = now
                     self._holds += 1
-                self._cond.wait(None if math.isinf(wait) else max(wait, 0.001))
-                now = self._clock()
-                per_record = self._per_record()
-                cost = None if per_record is None else items * per_record
-            if held_since is not None:
-                self._hold_s += now - held_since
-            self._tick(now)
-            self._in_flight += 1
-            self._peak["concurrency"] = max(self._peak["concurrency"], self._in_flight)
-            if cost is None:
-                self._unknown_in_flight += 1
-            else:
-                self._reserved += cost
-            return Pass(items, cost)
+                if math.isinf(wait):
+                    self._cond.wait(1.0)  # woken by a leave; the timeout only re-checks
+                    continue
+            self._sleep(max(wait, 0.001))
+
+    def _admit(self, now: float, items: int, cost: float | None, held_since: float | None) -> Pass:
+        limits = self._limits
+        if limits is not None:
+            self._tat_requests = max(self._tat_requests, now) + limits.window_s / limits.requests
+            if cost is not None:
+                rate = self._margin * limits.exec_s / limits.window_s
+                self._tat_exec = max(self._tat_exec, now) + cost / rate
+        if held_since is not None:
+            self._hold_s += now - held_since
+        self._tick(now)
+        self._in_flight += 1
+        self._peak["concurrency"] = max(self._peak["concurrency"], self._in_flight)
+        if cost is None:
+            self._unknown_in_flight += 1
+        else:
+            self._reserved += cost
+        return Pass(items, cost)
 
     def _hold(self, now: float, cost: float | None) -> float | None:
         """None when a call may start now; else how long to wait before asking again (inf: until a leave)."""
@@ -144,23 +167,31 @@ class ServerBudget:
         if cost is None and self._in_flight:
             return math.inf  # slow start: the first call teaches the per-record time
         edge = now - limits.window_s
+        waits = [0.0]
         if len(self._answers) + self._in_flight >= limits.requests:
-            return self._answers[0] - edge if self._answers else math.inf
+            waits.append(self._answers[0] - edge if self._answers else math.inf)
         # The server has counted at most what finished plus what is in flight (its answer may be on the
         # way), so that sum must stay under the line; strict: this call's own estimate too.
         used = self._exec_sum + self._reserved
         own = (cost or 0.0) if self._strict else 0.0
-        over = used > 0 and used + own >= self._margin * limits.exec_s
-        if over:
-            return self._execs[0][0] - edge if self._execs else math.inf
-        return None
+        if used > 0 and used + own >= self._margin * limits.exec_s:
+            waits.append(self._execs[0][0] - edge if self._execs else math.inf)
+        # Paced inside the window: a twentieth of it at once, then the budget's own rate, so a sliding window
+        # that filled in one burst does not empty in one burst and leave the rest of the window idle.
+        tolerance = limits.window_s / 20
+        if self._pace:
+            waits.append(self._tat_requests - tolerance - now)
+            if cost is not None:
+                waits.append(self._tat_exec - tolerance - now)
+        wait = max(waits)
+        return wait if wait > 0 else None
 
     def load(self) -> tuple[float, float]:
         """(1 if a one-record call would be held now else 0, calls in flight): how busy this budget is."""
         with self._cond:
             if self._limits is None:
                 return 0.0, float(self._in_flight)
-            per_record = self._per_record()
+            per_record = self._per_record(1)
             held = self._hold(self._clock(), per_record) is not None
             return (1.0 if held else 0.0), float(self._in_flight)
 
@@ -182,16 +213,24 @@ class ServerBudget:
                 self._requests += 1
                 self._exec_total += spent
                 if server_s is not None:
-                    self._num = _DECAY * self._num + server_s
-                    self._den = _DECAY * self._den + ticket.items
+                    kind = 1 if ticket.items > 1 else 0
+                    self._num[kind] = _DECAY * self._num[kind] + server_s
+                    self._den[kind] = _DECAY * self._den[kind] + ticket.items
                 if self._limits is not None:
+                    if ticket.cost is not None:  # the pace charged the estimate: settle it with what it took
+                        rate = self._margin * self._limits.exec_s / self._limits.window_s
+                        self._tat_exec += (spent - ticket.cost) / rate
                     self._expire(now, self._limits.window_s)
                     self._peak["requests"] = max(self._peak["requests"], len(self._answers))
                     self._peak["execution_time"] = max(self._peak["execution_time"], self._exec_sum)
             self._cond.notify_all()
 
-    def _per_record(self) -> float | None:
-        return self._num / self._den if self._den > 0 else None
+    def _per_record(self, items: int = 2) -> float | None:
+        """Server seconds a record, from batches for a batch (None until one answered: it goes alone)."""
+        kind = 1 if items > 1 else 0
+        if self._den[kind] > 0:
+            return self._num[kind] / self._den[kind]
+        return self._num[1] / self._den[1] if kind == 0 and self._den[1] > 0 else None
 
     def _expire(self, now: float, window_s: float) -> None:
         edge = now - window_s

@@ -202,7 +202,7 @@ class CrmClient(BatchOps):
         key = BudgetKey(_strip_credentials(self._dialect.url), str(who or ""))
         self._limiter = CallLimiter(limit, self._budget, clock=clock, sleep=sleep, store=store, key=key)
         self._server = ServerBudget(
-            _server_limits(server_limits, self._dialect.name), workers=workers, clock=clock
+            _server_limits(server_limits, self._dialect.name), workers=workers, clock=clock, sleep=sleep
         )
 
     def _null_property(self, entity: str, attribute: str) -> str | None:

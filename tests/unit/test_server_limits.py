@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -68,7 +69,7 @@ def test_service_protection_faults_carry_their_facet() -> None:
 
 def test_first_call_goes_alone_then_concurrency_caps_in_flight() -> None:
     clock = Clock()
-    budget = ServerBudget(LIMITS, clock=clock)
+    budget = ServerBudget(LIMITS, clock=clock, pace=False)
     first = budget.enter(10)
     assert first.cost is None
     assert budget._hold(clock.now, None) == math.inf  # slow start: nothing else before the first answer
@@ -85,7 +86,7 @@ def test_first_call_goes_alone_then_concurrency_caps_in_flight() -> None:
 
 def test_execution_time_and_request_windows_hold_calls_until_they_drain() -> None:
     clock = Clock()
-    budget = ServerBudget(LIMITS, clock=clock)
+    budget = ServerBudget(LIMITS, clock=clock, pace=False)
     t = budget.enter(50)
     clock.now = 0.9
     budget.leave(t, 0.9)  # 0.018 s a record
@@ -106,7 +107,7 @@ def test_execution_time_and_request_windows_hold_calls_until_they_drain() -> Non
 
 def test_a_fault_at_a_limit_already_kept_counts_the_calls_own_estimate_from_then_on() -> None:
     clock = Clock()
-    budget = ServerBudget(LIMITS, clock=clock)
+    budget = ServerBudget(LIMITS, clock=clock, pace=False)
     budget.leave(budget.enter(10), 0.5)  # 0.05 s a record
     held = budget.enter(8)  # 0.4 s in flight: 0.9 s counted
     assert budget._hold(clock.now, 0.1) is None  # its own 0.1 s may cross the line
@@ -138,7 +139,7 @@ def test_a_fault_lowers_the_limit_it_names_and_counts_by_facet() -> None:
 
 def test_a_fault_without_the_documented_wording_lowers_to_what_this_client_had() -> None:
     clock = Clock()
-    budget = ServerBudget(LIMITS, clock=clock)
+    budget = ServerBudget(LIMITS, clock=clock, pace=False)
     for _ in range(4):
         budget.leave(budget.enter(1), 0.1)
     budget.on_throttle("requests", "slow down", 1.0)
@@ -148,7 +149,7 @@ def test_a_fault_without_the_documented_wording_lowers_to_what_this_client_had()
 
 def test_dop_hint_caps_concurrency_and_off_only_counts() -> None:
     clock = Clock()
-    budget = ServerBudget(ServerLimits(concurrent=52), clock=clock)
+    budget = ServerBudget(ServerLimits(concurrent=52), clock=clock, pace=False)
     budget.leave(budget.enter(1), 0.01)
     budget.dop_hint("1")
     budget.dop_hint("junk")
@@ -166,7 +167,7 @@ def test_dop_hint_caps_concurrency_and_off_only_counts() -> None:
 
 def test_summary_lines_show_the_share_of_each_facet_and_throttles() -> None:
     clock = Clock()
-    budget = ServerBudget(LIMITS, clock=clock)
+    budget = ServerBudget(LIMITS, clock=clock, pace=False)
     t = budget.enter(10)
     clock.now = 10.0
     budget.leave(t, 0.5)
@@ -179,3 +180,49 @@ def test_summary_lines_show_the_share_of_each_facet_and_throttles() -> None:
     assert "execution time 50 % of budget" in text
     assert "1 throttle (concurrency 1)" in text
     assert server_budget_lines(None) == []
+
+
+def test_a_window_wait_sleeps_on_the_injected_clock_until_it_drains() -> None:
+    clock = Clock()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.now += seconds
+
+    budget = ServerBudget(LIMITS, clock=clock, sleep=sleep, pace=False)
+    budget.leave(budget.enter(10), 1.0)  # 1.0 s run: over the 0.95 s allowed until it leaves the window
+    clock.now = 2.0
+    budget.leave(budget.enter(1), 0.01)
+    assert slept == [pytest.approx(8.0)]
+    stats = budget.stats()
+    assert (stats["holds"], stats["hold_s"]) == (1, pytest.approx(8.0))
+
+
+def test_calls_and_execution_are_paced_inside_the_window() -> None:
+    clock = Clock()
+
+    def sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    limits = ServerLimits(requests=8, exec_s=100.0, concurrent=2, window_s=8.0)
+    budget = ServerBudget(limits, clock=clock, sleep=sleep)
+    starts = []
+    for _ in range(12):
+        ticket = budget.enter(1)
+        starts.append(clock.now)
+        budget.leave(ticket, 0.001)
+    # Paced at one call a second (a twentieth of the window early), never 8 within 8 s, never a long stall.
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert max(gaps) <= 1.5
+    assert sum(1 for g in gaps if g == pytest.approx(1.0)) >= 8
+    assert max(sum(1 for u in starts if t - 8 < u <= t) for t in starts) <= 8
+
+    slow = ServerBudget(ServerLimits(requests=6000, exec_s=1.0, window_s=10.0), clock=clock, sleep=sleep)
+    clock.now = 100.0
+    slow.leave(slow.enter(10), 0.1)  # 0.01 s a record; 0.095 s of execution a second is the pace
+    times = []
+    for _ in range(5):
+        slow.leave(slow.enter(10), 0.1)
+        times.append(clock.now)
+    assert [b - a for a, b in itertools.pairwise(times[1:])] == [pytest.approx(0.1 / 0.095)] * 3
