@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -133,6 +134,66 @@ def test_four_shard_processes_load_each_row_once(
         "missing": [],
         "repeated": [],
     }
+
+
+def _done_rows(journal: Path) -> int:
+    try:
+        with sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro", uri=True, timeout=0.1) as db:
+            return int(db.execute("SELECT count(*) FROM rows WHERE state = 'done'").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+def test_a_killed_shard_resumes_and_status_sees_it_unfinished_until_then(
+    mock_process: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = 2_000
+    src = tmp_path / "accounts.csv"
+    _write(src, rows)
+    argv = [
+        sys.executable,
+        "-m",
+        "crmload",
+        "import",
+        str(src),
+        "--entity",
+        "account",
+        "--key",
+        "accountnumber",
+    ]
+    argv += [
+        "--url",
+        mock_process,
+        "--rate",
+        "20",
+        "--batch-size",
+        "10",
+        "--no-progress",
+        "-q",
+    ]  # >= 5 s to run
+    journals = [tmp_path / f"accounts.csv.shard-{i}-of-2.crmload.sqlite" for i in (1, 2)]
+    victim = subprocess.Popen([*argv, "--shard", "1/2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while _done_rows(journals[0]) < 100 and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    victim.kill()
+    victim.wait()
+    assert subprocess.run([*argv, "--shard", "2/2", "--rate", "unlimited"], check=False).returncode == 0
+
+    code, status = _status(capsys, *journals)
+    assert code == 1
+    assert status["unfinished"] == ["1/2"]  # its reader never got to the end: no read.source_rows yet
+    assert not status["complete"]
+
+    resumed = subprocess.run([*argv, "--shard", "1/2", "--rate", "unlimited", "--resume"], check=False)
+    assert resumed.returncode == 0
+    code, status = _status(capsys, *journals)
+    assert code == 0
+    assert status["read"] == status["done"] == status["source_rows"] == rows
+    numbers = Counter(r["accountnumber"] for r in _records(mock_process))
+    assert len(numbers) == rows
+    assert max(numbers.values()) == 1
 
 
 def _import(src: Path, crm: MockCrm, *extra: str) -> int:
