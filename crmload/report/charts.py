@@ -33,6 +33,12 @@ def _series(run: Run, name: str) -> list[float | None]:
     return out
 
 
+def _headroom(ax: Any, values: list[float]) -> None:
+    """y from 0 to a third above the highest value: room for the legend in the top corner."""
+    top = max(values, default=0.0)
+    ax.set_ylim(bottom=0, top=top * 1.35 if top > 0 else 1)
+
+
 def _note(ax: Any, text: str) -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=10, color="#667085")
 
@@ -63,7 +69,7 @@ def _latency(run: Run) -> Chart:
     ax.plot(xs, p50, color=PALETTE["p50"], linewidth=1.6, label="p50")
     if not any(v is not None for v in p50):
         _note(ax, "no request answered")
-    ax.set_ylim(bottom=0)
+    _headroom(ax, [v for v in p95 if v is not None])
     ax.set_xlabel(xlabel, fontsize=9, color="#475467")
     style_axes(ax, "Request latency", "ms per request")
     ax.legend(fontsize=8, frameon=False, loc="upper right")
@@ -92,7 +98,10 @@ def _trouble(run: Run) -> Chart:
     if not any_trouble:
         _note(ax, "no retries, busy answers or throttles")
         ax.set_yticks([0, 1])
-    ax.set_ylim(bottom=0, top=None if any_trouble else 1)
+    if any_trouble:
+        _headroom(ax, [max(_series(run, name), key=lambda v: v or 0.0) or 0.0 for name, _l, _c in series])
+    else:
+        ax.set_ylim(bottom=0, top=1)
     ax.yaxis.get_major_locator().set_params(integer=True) if any_trouble else None
     ax.set_xlabel(xlabel, fontsize=9, color="#475467")
     style_axes(ax, "Retries, busy answers, throttles", "per interval")
