@@ -32,8 +32,10 @@ __all__ = ["HOLD", "ReadOps", "RowGate"]
 #: A ``RowGate``'s answer for a row that is not this run's: left unjournalled (a later run takes it).
 HOLD = object()
 #: ``gate(line, mapped) -> None | HOLD | str``: None sends the row, ``HOLD`` leaves it for a later run, a
-#: string rejects it (phase "parent") with that reason. ``crmload.plan`` orders and cascades through it.
-RowGate = Callable[[int, Mapped], object]
+#: string rejects it (phase "parent") with that reason. It is asked first with ``mapped=None``, before the row
+#: is mapped (only ``HOLD`` counts then: a row held by its line costs no mapping), then with the mapped row.
+#: ``crmload.plan`` orders and cascades through it.
+RowGate = Callable[[int, Mapped | None], object]
 
 _IN_DOUBT_EARLIER = f"in doubt since an earlier run: {IN_DOUBT}"
 
@@ -138,11 +140,7 @@ class ReadOps:
         known = self.journal.states(chunk[0].line_no, chunk[-1].line_no) if self._resume else {}
         ready: list[_Work] = []
         for row in chunk:
-            state = known.get(row.line_no, (None, 0))[0]
-            if state in ("done", "rejected", "in_doubt"):
-                self._skipped += 1
-                if state == "in_doubt" and self.in_doubt is not None:
-                    self.in_doubt.write(row.line_no, "send", _IN_DOUBT_EARLIER, row.values)
+            if self._not_now(row, known.get(row.line_no, (None, 0))[0]):
                 continue
             if row.error is not None:
                 self._reject(
@@ -183,6 +181,16 @@ class ReadOps:
                     continue
             if self._stop.is_set():
                 raise _Fatal
+
+    def _not_now(self, row: SourceRow, state: str | None) -> bool:
+        """True for a row an earlier run settled (skipped; one in doubt is listed in this run's in-doubt file
+        again) or one the gate holds by its line alone (before it costs a mapping)."""
+        if state in ("done", "rejected", "in_doubt"):
+            self._skipped += 1
+            if state == "in_doubt" and self.in_doubt is not None:
+                self.in_doubt.write(row.line_no, "send", _IN_DOUBT_EARLIER, row.values)
+            return True
+        return self.gate is not None and self.gate(row.line_no, None) is HOLD
 
     def _gated(self, row: SourceRow, mapped: Mapped) -> bool:
         """Ask the gate about a row; True when it is not sent this run (held, or rejected by the gate)."""

@@ -54,6 +54,8 @@ class Gate:
         failed: the plan's failed rows, shared and refreshed by the runner.
         checks: ``(attribute, entity)`` lookups whose parent rows must have loaded.
         levels: ``{line: level}`` of a self-referencing file sorted parent-first, with ``level`` this pass.
+        exact: hold rows of earlier levels too (a pass of a run that began here: they are settled, and the
+            Loader runs without ``resume``: it neither reads the journal's states nor re-checks the file).
         links: an update pass: hold rows whose create failed and rows with nothing to set.
         missing: ``{entity: {id: key}}`` that neither the plan nor CRM holds (``--verify-lookups``): rejected.
     """
@@ -67,6 +69,7 @@ class Gate:
         *,
         levels: dict[int, int] | None = None,
         level: int = 0,
+        exact: bool = False,
         links: bool = False,
         missing: Mapping[str, Mapping[UUID, str]] | None = None,
     ) -> None:
@@ -76,14 +79,19 @@ class Gate:
         self.checks = list(checks)
         self.levels = levels
         self.level = level
+        self.exact = exact
         self.links = links
         self.missing = missing
         self.held = 0
 
-    def __call__(self, line: int, mapped: Mapped) -> object:
-        if self.levels is not None and self.levels.get(line, 0) > self.level:
-            self.held += 1
-            return HOLD
+    def __call__(self, line: int, mapped: Mapped | None) -> object:
+        if self.levels is not None:
+            at = self.levels.get(line, 0)
+            if at > self.level or (self.exact and at < self.level):
+                self.held += 1
+                return HOLD
+        if mapped is None:  # asked before mapping: only a level can hold a row by its line
+            return None
         if self.links and (
             self.failed.get(self.load, line) is not None
             or all(mapped.attrs.get(attr) is None for attr, _entity in self.checks)

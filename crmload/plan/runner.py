@@ -201,8 +201,19 @@ class PlanRunner:
         for level in range(info.passes):
             if level:
                 self.failed.set(i, journal.unsettled())
-            gate = Gate(i, self.index, self.failed, checks, levels=info.levels, level=level, missing=missing)
-            resume = self.resumed or level > 0
+            # A run that began here holds settled levels itself; a resumed one needs the journal's states.
+            exact = not self.resumed
+            gate = Gate(
+                i,
+                self.index,
+                self.failed,
+                checks,
+                levels=info.levels,
+                level=level,
+                exact=exact,
+                missing=missing,
+            )
+            resume = self.resumed
             passes.append(self._pass(info, info.spec.mode, mapper, journal, writers, gate, resume))
             if passes[-1].fatal or passes[-1].interrupted:
                 break
