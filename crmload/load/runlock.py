@@ -28,7 +28,7 @@ from crmload.errors import JournalBusyError, JournalError
 
 __all__ = ["RunLock", "lock_path"]
 
-_INFO_WAIT_S = 1.0  # a winner writes its details right after locking; give a loser that long to see them
+_INFO_WAIT_S = 3.0  # a winner writes its details right after locking; give a loser that long to see them
 _WIN_LOCK_OFFSET = 1 << 30  # Windows locks bytes: lock one far past the text so others can still read it
 
 
@@ -185,10 +185,25 @@ def read_info(path: Path) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
+def _dead_here(info: dict[str, object]) -> bool:
+    """True when the details name a process of this host that no longer runs (POSIX; elsewhere never)."""
+    pid = info.get("pid")
+    if os.name != "posix" or not isinstance(pid, int) or info.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def _busy(path: Path, journal: str | os.PathLike[str]) -> JournalBusyError:
     deadline = time.monotonic() + _INFO_WAIT_S
     info = read_info(path)
-    while not info and time.monotonic() < deadline:
+    # The text may still be a killed holder's: the new holder locks first and writes its details just after.
+    while (not info or _dead_here(info)) and time.monotonic() < deadline:
         time.sleep(0.02)
         info = read_info(path)
     pid = info.get("pid")
