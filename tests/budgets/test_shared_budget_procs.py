@@ -126,10 +126,10 @@ def test_redis_killed_and_restarted_mid_run(crm: MockCrm, redis_server) -> None:
     assert len(names) == PROCS * rows
     assert len(set(names)) == PROCS * rows  # every row once
     counts, bin_s = timeline(crm)
-    # A restarted Redis has lost the schedule, and four processes rejoin one by one: the window that spans the
-    # rejoin can hold the fallback's last local slots plus the fresh bucket's first slots (43 and 44 against 42
-    # were seen on a 2-core machine running other suites). 10 % over the rate is allowed there; a fallback that
-    # ignored the share would put 4 x 40 calls in a window, which this still catches.
+    # A restarted Redis has lost the schedule, and four processes rejoin one by one: the window that
+    # spans the rejoin can hold the fallback's last local slots plus the fresh bucket's first slots (43 and
+    # 44 against 42 were seen on a 2-core machine running other suites). 10 % over the rate is allowed
+    # there; a fallback that ignored the share would put 4 x 40 calls in a window, which this still catches.
     assert busiest_window(counts, round(1 / bin_s)) <= RATE * 1.1 + BURST
     for log in logs:
         assert "unreachable" in log, log  # the fallback, logged (once per outage)

@@ -1,9 +1,9 @@
 """SIGKILL mid-batch, twice, then ``--resume``, on the Organization service (issue 9, acceptance 3).
 
 The driver is ``benchmarks/chaos.py`` (as in ``test_chaos.py``), here through the 2011 URL with a bearer token
-and ExecuteMultiple batches of 50 rows (4 in flight, so each kill lands with whole batches sent and unanswered;
-a fixed size keeps ~60 requests a phase, so a 10 % fault rate surely meets every phase; auto sizing has tests of
-its own). The mock answers 10 %
+and ExecuteMultiple batches of 50 rows (4 in flight, so each kill lands with whole batches sent and
+unanswered; a fixed size keeps ~60 requests a phase, so a 10 % fault rate surely meets every phase; auto
+sizing has tests of its own). The mock answers 10 %
 busy (``Retry-After: 0``) and resets 10 % of connections after committing. Then every source row is matched
 (by its accountnumber) with the records in the mock's store.
 """
@@ -69,8 +69,8 @@ def test_sigkill_mid_batch_twice_then_resume_keyed_once_unkeyed_in_doubt_exactly
 
     # Unkeyed: in doubt are exactly the rows of batches whose answer was lost (audited: on the wire or at a
     # kill); those lost on the wire had landed (reset after commit), and no row has two records.
-    # Every reset after commit landed a whole batch whose answer was lost: its rows are in doubt and landed. (Which
-    # run marked them varies: a resume re-marks earlier in-doubt rows, so count them by what landed.)
+    # Every reset after commit landed a whole batch whose answer was lost: its rows are in doubt and landed.
+    # (Which run marked them varies: a resume re-marks earlier in-doubt rows, so count them by what landed.)
     ops = unkeyed["mock_requests_by_op"]
     others = sum(n for op, n in ops.items() if op != "Create")
     assert unkeyed["in_doubt_landed"] >= unkeyed["mock_faults"]["reset_after_commit"] - others > 0
