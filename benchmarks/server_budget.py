@@ -300,10 +300,15 @@ def scenario(ctx: Any) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     rows = 6000 if "--quick" in args else ROWS
+    import os
+
+    from benchmarks import harness
+
+    load_before = list(os.getloadavg())
+    started = time.monotonic()
     doc = run(rows)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "server_budget.json"
-    path.write_text(json.dumps({"scenario": "server_budget", **doc}, indent=1, default=str) + "\n")
+    doc["loadavg_before"] = load_before
+    path = harness.write_result(RESULTS, "server_budget", doc, quick=rows < ROWS, started=started)
     print(json.dumps(doc["goals"], indent=1))
     print(path)
     return 0
