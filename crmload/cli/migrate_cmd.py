@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from crmload.cli import _flags, budget_opts, import_cmd
+from crmload.cli import _flags, budget_opts, import_cmd, server_opts
 
 __all__ = ["register", "run"]
 
@@ -90,6 +90,7 @@ def register(subparsers: Any) -> None:
     if import_cmd._auth_opts is not None:
         import_cmd._auth_opts.add_arguments(p)
     budget_opts.add_arguments(p)
+    server_opts.add_arguments(p)
     p.set_defaults(func=run, _parser=p)
 
 
